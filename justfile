@@ -1,0 +1,131 @@
+# Developer tasks for projects-api; `just --list` shows them.
+# PostgreSQL and Redis come from scripts/db and scripts/redis: your
+# DATABASE_URL / REDIS_URL if they answer, else docker compose, else
+# throwaway local servers under .dev/.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+# Recipe arguments reach the scripts as "$@", so they keep their quoting.
+set positional-arguments := true
+
+# Bash that exports the KEY=value lines of .env (else .env.example) that the
+# environment does not already set, as dotenvy does: # comments, optional
+# `export` and quotes. Kept free of bash-4-isms for macOS's bash 3.2.
+load_env := '''
+env_file=.env
+[ -f "$env_file" ] || env_file=.env.example
+echo "env: reading $env_file (variables already set win)" >&2
+while IFS= read -r line || [ -n "$line" ]; do
+    line="${line#"${line%%[![:space:]]*}"}"
+    case "$line" in ''|'#'*) continue ;; esac
+    line="${line#export }"
+    key="${line%%=*}"
+    value="${line#*=}"
+    if ! [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ "$key" = "$line" ]; then
+        echo "env: skipping a malformed line in $env_file: $line" >&2
+        continue
+    fi
+    case "$value" in
+        \"*\") value="${value:1:${#value}-2}" ;;
+        \'*\') value="${value:1:${#value}-2}" ;;
+        *) value="${value%%[[:space:]]#*}" ;;
+    esac
+    [ -n "${!key+set}" ] || export "$key=$value"
+done <"$env_file"
+'''
+
+# List the recipes
+default:
+    @just --list
+
+# Run the API on 127.0.0.1:8080 against the development database, after migrating it
+dev:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # The env file first, so a DATABASE_URL in .env is tried by scripts/db;
+    # the URL scripts/db settles on is the one used.
+    {{ load_env }}
+    DATABASE_URL="$(scripts/db up)"
+    export DATABASE_URL
+    cargo run -p projects-api -- migrate
+    exec cargo run -p projects-api -- serve
+
+# Run every crate's tests (nextest if installed) and the doc tests; Redis tests run when a Redis is available
+test *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="$(scripts/db up)"
+    export DATABASE_URL
+    # Tests that need Redis are #[ignore]d; run the ignored ones when we have a Redis.
+    with_redis=""
+    if REDIS_URL="$(scripts/redis up)"; then
+        export REDIS_URL
+        with_redis=1
+    else
+        unset REDIS_URL
+        echo "test: no Redis available: the tests that need it stay ignored" >&2
+    fi
+    leftovers() {
+        command -v psql >/dev/null || return 0
+        psql "$DATABASE_URL" -XAtqc "select datname from pg_database where datname like 'pa\_test\_%' order by 1"
+    }
+    drop_hint="psql \"\$DATABASE_URL\" -XAtc \"select format('drop database %I;', datname) from pg_database where datname like 'pa\\_test\\_%'\" | psql \"\$DATABASE_URL\""
+    if [ -n "$(leftovers)" ]; then
+        echo "test: WARNING: test databases from an earlier run exist; the final check will fail. Drop them with:" >&2
+        echo "  $drop_hint" >&2
+    fi
+
+    if cargo nextest --version >/dev/null 2>&1; then
+        # Flags before "$@": whatever follows a `--` in the arguments goes to the test binaries.
+        cargo nextest run --workspace ${with_redis:+--run-ignored all} "$@"
+        cargo test --workspace --doc
+    else
+        echo "test: cargo-nextest not installed; using cargo test (which runs the doc tests too)" >&2
+        # libtest flags go after `--`; add one unless the arguments already have it.
+        harness=()
+        if [ -n "$with_redis" ]; then
+            case " $* " in *" -- "*) harness=(--include-ignored) ;; *) harness=(-- --include-ignored) ;; esac
+        fi
+        cargo test --workspace "$@" ${harness[@]+"${harness[@]}"}
+    fi
+
+    # Every test database (pa_test_*) must be dropped by the testkit; templates may stay.
+    if ! command -v psql >/dev/null; then
+        echo "test: psql not found; skipped the check for leftover test databases" >&2
+        exit 0
+    fi
+    left="$(leftovers)"
+    if [ -n "$left" ]; then
+        echo "test: FAILED: $(wc -l <<<"$left") test database(s) were left behind:" >&2
+        sed 's/^/  /' <<<"$left" >&2
+        echo "test: drop them with: $drop_hint" >&2
+        exit 1
+    fi
+    echo "test: no test databases left behind" >&2
+
+# Check formatting and lints, as CI does
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format all the code
+fmt:
+    cargo fmt --all
+
+# Start (or find) PostgreSQL and Redis for development; prints their URLs
+db-up:
+    scripts/db up
+    scripts/redis up || test $? -eq 3
+
+# Stop the local PostgreSQL and Redis (or docker compose services) that the scripts started
+db-down:
+    scripts/redis down
+    scripts/db down
+
+# Apply the database migrations to the development database
+migrate:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    {{ load_env }}
+    DATABASE_URL="$(scripts/db up)"
+    export DATABASE_URL
+    cargo run -p projects-api -- migrate
