@@ -1,0 +1,340 @@
+//! The configuration: one typed struct, read once from the environment and
+//! validated at start. Nothing else in the project reads `std::env`.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// A variable that is missing or unusable; the message names it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Log output: JSON lines for machines, or coloured text for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Where the database is and how to use it.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub pool_size: usize,
+    pub timeout: Duration,
+    pub slow_query: Duration,
+}
+
+/// Everything the server needs, from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub jwt_secret: SecretString,
+    pub bind_addr: SocketAddr,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub body_limit: usize,
+    pub cors_origins: Vec<String>,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub auth_rate_limit_per_minute: u32,
+    pub redis_url: Option<SecretString>,
+    pub trust_forwarded_for: bool,
+    pub hsts_seconds: u64,
+    pub shutdown_grace: Duration,
+    pub migrate_on_start: bool,
+    pub log_format: LogFormat,
+}
+
+/// The shortest `JWT_SECRET` accepted, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Reads variables through `lookup`, so that tests need not touch the
+/// process environment.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn get(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError {
+            variable: name,
+            problem: "is required but not set".into(),
+        })
+    }
+
+    fn parsed<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse().map_err(|_| ConfigError {
+                variable: name,
+                problem: format!("has an invalid value {raw:?}"),
+            }),
+        }
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(|raw| raw.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(raw) => match raw.as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError {
+                    variable: name,
+                    problem: format!("must be true or false, not {raw:?}"),
+                }),
+            },
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        database(&Env(lookup))
+    }
+}
+
+fn database<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DatabaseConfig, ConfigError> {
+    let url = env.required("DATABASE_URL")?;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(ConfigError {
+            variable: "DATABASE_URL",
+            problem: "must be a postgres:// URL".into(),
+        });
+    }
+    let pool_size = env.parsed("DATABASE_POOL_SIZE", 16usize)?;
+    if pool_size == 0 {
+        return Err(ConfigError {
+            variable: "DATABASE_POOL_SIZE",
+            problem: "must be at least 1".into(),
+        });
+    }
+    Ok(DatabaseConfig {
+        url: url.into(),
+        pool_size,
+        timeout: Duration::from_millis(positive(env, "DATABASE_TIMEOUT_MS", 5000)?),
+        slow_query: Duration::from_millis(env.parsed("SLOW_QUERY_MS", 200u64)?),
+    })
+}
+
+fn positive<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match env.parsed(name, default)? {
+        0 => Err(ConfigError {
+            variable: name,
+            problem: "must be greater than 0".into(),
+        }),
+        value => Ok(value),
+    }
+}
+
+impl Config {
+    /// The configuration of the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let database = database(&env)?;
+        let jwt_secret = env.required("JWT_SECRET")?;
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError {
+                variable: "JWT_SECRET",
+                problem: format!(
+                    "must be at least {MIN_JWT_SECRET_BYTES} bytes (it has {})",
+                    jwt_secret.len()
+                ),
+            });
+        }
+        let log_format = match env.get("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "LOG_FORMAT",
+                    problem: format!("must be json or pretty, not {other:?}"),
+                });
+            }
+        };
+        let cors_origins = env
+            .get("CORS_ORIGINS")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|origin| !origin.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Config {
+            database,
+            jwt_secret: jwt_secret.into(),
+            bind_addr: env.parsed("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            access_token_ttl: Duration::from_secs(positive(&env, "ACCESS_TOKEN_TTL_SECONDS", 900)?),
+            refresh_token_ttl: Duration::from_secs(
+                positive(&env, "REFRESH_TOKEN_TTL_DAYS", 30)? * 24 * 60 * 60,
+            ),
+            jwt_issuer: env
+                .get("JWT_ISSUER")
+                .unwrap_or_else(|| "projects-api".into()),
+            jwt_audience: env
+                .get("JWT_AUDIENCE")
+                .unwrap_or_else(|| "projects-api".into()),
+            body_limit: env.parsed("BODY_LIMIT_BYTES", 16 * 1024usize)?,
+            cors_origins,
+            rate_limit_per_second: env.parsed("RATE_LIMIT_PER_SECOND", 100u32)?,
+            rate_limit_burst: env.parsed("RATE_LIMIT_BURST", 200u32)?,
+            auth_rate_limit_per_minute: env.parsed("AUTH_RATE_LIMIT_PER_MINUTE", 20u32)?,
+            redis_url: env.get("REDIS_URL").map(SecretString::from),
+            trust_forwarded_for: env.flag("TRUST_FORWARDED_FOR", false)?,
+            hsts_seconds: env.parsed("HSTS_SECONDS", 0u64)?,
+            shutdown_grace: Duration::from_secs(env.parsed("SHUTDOWN_GRACE_SECONDS", 30u64)?),
+            migrate_on_start: env.flag("MIGRATE_ON_START", true)?,
+            log_format,
+        })
+    }
+}
+
+impl DatabaseConfig {
+    pub fn store_config(&self) -> projects_store::StoreConfig {
+        projects_store::StoreConfig {
+            url: self.url.expose_secret().to_owned(),
+            pool_size: self.pool_size,
+            timeout: self.timeout,
+            slow_query: self.slow_query,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = load(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("JWT_SECRET", SECRET),
+        ])
+        .expect("valid");
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database.pool_size, 16);
+        assert_eq!(config.database.timeout, Duration::from_millis(5000));
+        assert_eq!(config.database.slow_query, Duration::from_millis(200));
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(config.refresh_token_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.jwt_issuer, "projects-api");
+        assert_eq!(config.jwt_audience, "projects-api");
+        assert_eq!(config.body_limit, 16_384);
+        assert!(config.cors_origins.is_empty());
+        assert_eq!(
+            (config.rate_limit_per_second, config.rate_limit_burst),
+            (100, 200)
+        );
+        assert_eq!(config.auth_rate_limit_per_minute, 20);
+        assert!(config.redis_url.is_none());
+        assert!(!config.trust_forwarded_for);
+        assert_eq!(config.hsts_seconds, 0);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+        assert!(config.migrate_on_start);
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn refuses_a_missing_database_url() {
+        let error = load(&[("JWT_SECRET", SECRET)]).expect_err("must fail");
+        assert_eq!(error.variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn refuses_a_missing_or_short_jwt_secret() {
+        let error = load(&[("DATABASE_URL", "postgres://h/db")]).expect_err("must fail");
+        assert_eq!(error.variable, "JWT_SECRET");
+        let error = load(&[("DATABASE_URL", "postgres://h/db"), ("JWT_SECRET", "short")])
+            .expect_err("must fail");
+        assert_eq!(error.variable, "JWT_SECRET");
+        assert!(error.to_string().contains("32 bytes"));
+    }
+
+    #[test]
+    fn reads_lists_flags_and_formats() {
+        let config = load(&[
+            ("DATABASE_URL", "postgres://h/db"),
+            ("JWT_SECRET", SECRET),
+            ("CORS_ORIGINS", "https://a.example, https://b.example,"),
+            ("TRUST_FORWARDED_FOR", "true"),
+            ("LOG_FORMAT", "pretty"),
+            ("MIGRATE_ON_START", "false"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            config.cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert!(config.trust_forwarded_for);
+        assert!(!config.migrate_on_start);
+        assert_eq!(config.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn names_the_variable_with_a_bad_value() {
+        let error = load(&[
+            ("DATABASE_URL", "postgres://h/db"),
+            ("JWT_SECRET", SECRET),
+            ("DATABASE_POOL_SIZE", "lots"),
+        ])
+        .expect_err("must fail");
+        assert_eq!(error.variable, "DATABASE_POOL_SIZE");
+        let error = load(&[
+            ("DATABASE_URL", "postgres://h/db"),
+            ("JWT_SECRET", SECRET),
+            ("LOG_FORMAT", "xml"),
+        ])
+        .expect_err("must fail");
+        assert_eq!(error.variable, "LOG_FORMAT");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = load(&[
+            ("DATABASE_URL", "postgres://u:hunter2@h/db"),
+            ("JWT_SECRET", SECRET),
+        ])
+        .expect("valid");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(SECRET));
+        assert!(!debug.contains("hunter2"));
+    }
+}

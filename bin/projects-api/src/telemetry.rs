@@ -1,0 +1,30 @@
+//! Logging: JSON lines by default, readable text with `LOG_FORMAT=pretty`;
+//! the level comes from `RUST_LOG` (default `info`).
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+/// For commands that do not need the whole configuration.
+pub fn format_from_env() -> LogFormat {
+    match std::env::var("LOG_FORMAT").as_deref() {
+        Ok("pretty") => LogFormat::Pretty,
+        _ => LogFormat::Json,
+    }
+}

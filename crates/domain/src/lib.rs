@@ -1,0 +1,21 @@
+//! The domain of projects-api: users, projects, roles and statuses, the input
+//! types with their validation rules, pages and cursors, and the pure rules of
+//! who may see or change what.
+//!
+//! This crate must stay pure: no I/O, no async, no SQL and no HTTP types. Every
+//! other crate depends on it, so what lives here is what all of them agree on.
+
+mod email;
+mod error;
+mod ids;
+mod projects;
+mod users;
+
+pub use email::{Email, InvalidEmail};
+pub use error::DomainError;
+pub use ids::{ProjectId, UserId};
+pub use projects::{Project, ProjectStatus};
+pub use users::{Role, User};
+
+/// Timestamps are UTC instants, shown as RFC 3339 with a `Z` suffix.
+pub type Timestamp = time::OffsetDateTime;

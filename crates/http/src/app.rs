@@ -1,0 +1,38 @@
+//! The application: every route, mounted on one `App`.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, web};
+
+use crate::{ApiError, AppState, health};
+
+/// Mounts every route and the shared state. The binary and the tests both
+/// build the server from this, so the tests drive the real application.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .service(health::live)
+            .service(health::ready)
+            .default_service(web::to(not_found));
+    }
+}
+
+/// The whole application with its middleware.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new().configure(configure(state))
+}
+
+/// Unknown paths answer 404 in the same problem format as everything else.
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

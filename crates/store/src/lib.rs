@@ -1,0 +1,17 @@
+//! PostgreSQL persistence for projects-api: the connection pool, the embedded
+//! migrations, and one repository per table (`Users`, `Projects`,
+//! `RefreshTokens`) with typed methods. PostgreSQL errors become `StoreError`
+//! here, at the boundary, so that no SQLSTATE leaks upward.
+//!
+//! This crate holds every SQL string of the project and nothing about HTTP,
+//! password hashing or tokens.
+
+mod error;
+mod migrations;
+mod pool;
+mod statement;
+mod users;
+
+pub use error::StoreError;
+pub use pool::{PoolStatus, Store, StoreConfig};
+pub use users::{NewUser, Users};

@@ -1,0 +1,125 @@
+//! The connection pool and the `Store` handle that the repositories hang off.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::StoreError;
+use crate::statement::SlowQuery;
+
+/// What the store needs to know to connect.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `postgres://user:pass@host:port/db`.
+    pub url: String,
+    /// The most connections the pool opens.
+    pub pool_size: usize,
+    /// How long to wait for a pooled connection, to connect, and for a
+    /// statement to run.
+    pub timeout: Duration,
+    /// Statements slower than this log a warning.
+    pub slow_query: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 16,
+            timeout: Duration::from_secs(5),
+            slow_query: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A snapshot of the pool, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+/// The handle to the database: cheap to clone, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    pub(crate) slow: SlowQuery,
+}
+
+impl Store {
+    /// Builds the pool. No connection is opened until one is needed, so a
+    /// server can start (and report itself not ready) while the database is
+    /// still coming up.
+    pub fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        let mut pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|error| StoreError::Other(Box::new(error)))?;
+        let timeout_ms = config.timeout.as_millis();
+        // Every session bounds its own work, so that a stuck query, a lock
+        // wait or an abandoned transaction cannot hold a connection forever.
+        let session = format!(
+            "-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} \
+             -c idle_in_transaction_session_timeout={}",
+            timeout_ms.saturating_mul(2)
+        );
+        let options = match pg.get_options() {
+            Some(existing) if !existing.is_empty() => format!("{existing} {session}"),
+            _ => session,
+        };
+        pg.options(&options);
+        pg.connect_timeout(config.timeout);
+        if pg.get_application_name().is_none() {
+            pg.application_name("projects-api");
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.timeout))
+            .create_timeout(Some(config.timeout))
+            .recycle_timeout(Some(config.timeout))
+            .build()
+            .map_err(|error| StoreError::Other(Box::new(error)))?;
+        Ok(Self {
+            pool,
+            slow: SlowQuery(config.slow_query),
+        })
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Ready means: the database answers and every embedded migration has
+    /// been applied.
+    pub async fn ready(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        crate::migrations::all_applied(&client).await
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+
+    /// Closes the pool: connections are dropped and new requests fail fast.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}

@@ -1,0 +1,10 @@
+//! Test support for projects-api, used only as a dev-dependency: a fresh,
+//! migrated database per test (cloned from a template that is migrated once
+//! per run and dropped again when the test's guard drops), so that tests run
+//! in parallel, in any order, against a real PostgreSQL.
+//!
+//! Nothing the server needs at run time may live here.
+
+mod database;
+
+pub use database::{TEST_DATABASE_PREFIX, TestDb, server_url};
