@@ -236,7 +236,7 @@ class Sampler:
 def wrk(base: str, scenario: str, workdir: Path, connections: int, seconds: float,
         threads: int = 2) -> dict:
     threads = max(1, min(threads, connections))
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
            "--timeout", "10s", "-s", str(LUA), base, "--", scenario, str(workdir)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     for line in done.stdout.splitlines():
