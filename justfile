@@ -129,3 +129,7 @@ migrate:
     DATABASE_URL="$(scripts/db up)"
     export DATABASE_URL
     cargo run -p projects-api -- migrate
+
+# Load benchmark against pgbench ceilings (release build; `--quick` for a smoke run); see bench/README.md
+bench *args:
+    bench/run.sh "$@"

@@ -1,0 +1,108 @@
+-- wrk script for every bench scenario (bench/bench.py runs it).
+--
+--   wrk ... -s bench/wrk/scenario.lua URL -- SCENARIO WORKDIR
+--
+-- WORKDIR holds what bench.py prepared:
+--   tokens.txt  line k+1 = an access token of bench user k
+--   ids.txt     one "project_id owner_index" per line (every seeded project)
+--   login.json  the fixed body of the login scenarios
+--
+-- Each request picks a random project (and uses its owner's token) or a
+-- random user, so the server sees the spread of ids and tokens that
+-- pgbench's `random()` gives its ceiling. done() prints one JSON line that
+-- starts with "BENCH_RESULT " for bench.py to read.
+
+local scenario, tokens, ids, owners, login_body
+local counter = 0
+
+-- Each thread gets its own seed, so threads do not replay one sequence.
+function setup(thread)
+   counter = counter + 1
+   thread:set("seed", counter * 7919 + os.time())
+end
+
+local function lines(path)
+   local out = {}
+   local file = assert(io.open(path, "r"), "cannot open " .. path)
+   for line in file:lines() do
+      if line ~= "" then out[#out + 1] = line end
+   end
+   file:close()
+   return out
+end
+
+local function read_all(path)
+   local file = assert(io.open(path, "r"), "cannot open " .. path)
+   local text = file:read("*a")
+   file:close()
+   return text
+end
+
+local json_headers = { ["Content-Type"] = "application/json" }
+local static_request
+
+function init(args)
+   scenario = args[1]
+   local dir = args[2]
+   math.randomseed(seed or os.time())
+   if scenario == "health" then
+      static_request = wrk.format("GET", "/health/live")
+      return
+   end
+   if scenario == "login" then
+      login_body = read_all(dir .. "/login.json")
+      static_request = wrk.format("POST", "/api/v1/auth/login", json_headers, login_body)
+      return
+   end
+   tokens = {}
+   for i, token in ipairs(lines(dir .. "/tokens.txt")) do
+      tokens[i] = "Bearer " .. token
+   end
+   if scenario == "get" or scenario == "patch" then
+      ids, owners = {}, {}
+      for i, line in ipairs(lines(dir .. "/ids.txt")) do
+         local id, owner = line:match("^(%S+)%s+(%d+)$")
+         ids[i] = id
+         owners[i] = tonumber(owner) + 1
+      end
+   end
+end
+
+local create_body = '{"name":"Bench project","description":"Created by the create scenario of the bench."}'
+local patch_body = '{"description":"Patched by the patch scenario of the bench."}'
+
+function request()
+   if static_request then
+      return static_request
+   end
+   if scenario == "get" then
+      local n = math.random(#ids)
+      return wrk.format("GET", "/api/v1/projects/" .. ids[n],
+         { Authorization = tokens[owners[n]] })
+   elseif scenario == "list" then
+      return wrk.format("GET", "/api/v1/projects?limit=20",
+         { Authorization = tokens[math.random(#tokens)] })
+   elseif scenario == "create" then
+      return wrk.format("POST", "/api/v1/projects",
+         { Authorization = tokens[math.random(#tokens)], ["Content-Type"] = "application/json" },
+         create_body)
+   elseif scenario == "patch" then
+      local n = math.random(#ids)
+      return wrk.format("PATCH", "/api/v1/projects/" .. ids[n],
+         { Authorization = tokens[owners[n]], ["Content-Type"] = "application/json" },
+         patch_body)
+   end
+   error("unknown scenario " .. tostring(scenario))
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+      '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+      '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"max":%d}}\n',
+      summary.requests, summary.duration, summary.bytes,
+      e.connect, e.read, e.write, e.status, e.timeout,
+      latency.mean, latency:percentile(50), latency:percentile(90),
+      latency:percentile(99), latency.max))
+end
