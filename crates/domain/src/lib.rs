@@ -8,6 +8,7 @@
 mod email;
 mod error;
 mod ids;
+pub mod inputs;
 mod projects;
 mod users;
 
