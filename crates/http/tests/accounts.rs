@@ -5,8 +5,6 @@
 mod auth;
 #[path = "accounts/forgery.rs"]
 mod forgery;
-#[path = "accounts/logs.rs"]
-mod logs;
 #[path = "accounts/users.rs"]
 mod users;
 #[path = "accounts/validation.rs"]

@@ -1,4 +1,9 @@
 //! Logs never contain a password, a hash, a token or an e-mail address.
+//!
+//! A test binary of its own: it installs a global subscriber (tracing caches
+//! per-callsite interest process-wide, so a thread-local subscriber in a
+//! binary whose other tests run in parallel misses events), and it must be
+//! the only test of its process.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -40,7 +45,7 @@ async fn a_full_flow_logs_no_secret() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(buffer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
 
     let app = TestApp::new().await;
     let email = unique_email("Secretive");
