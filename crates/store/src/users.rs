@@ -1,6 +1,6 @@
 //! The `users` table.
 
-use projects_domain::{DomainError, Email, Role, User, UserId};
+use projects_domain::{DomainError, Email, Role, User, UserId, ensure_an_admin_remains};
 use tokio_postgres::Row;
 
 use crate::statement::Sql;
@@ -243,9 +243,7 @@ impl Users<'_> {
             let target_is_admin = admins
                 .iter()
                 .any(|row| row.get::<_, uuid::Uuid>(0) == *id.as_uuid());
-            if target_is_admin && admins.len() <= 1 {
-                return Err(DomainError::LastAdmin.into());
-            }
+            ensure_an_admin_remains(target_is_admin, admins.len())?;
         }
         let role = update.role.map(Role::as_str);
         let row = self
@@ -280,9 +278,7 @@ impl Users<'_> {
         let target_is_admin = admins
             .iter()
             .any(|row| row.get::<_, uuid::Uuid>(0) == *id.as_uuid());
-        if target_is_admin && admins.len() <= 1 {
-            return Err(DomainError::LastAdmin.into());
-        }
+        ensure_an_admin_remains(target_is_admin, admins.len())?;
         let deleted = self
             .store
             .slow
