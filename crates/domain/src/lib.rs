@@ -8,6 +8,7 @@
 mod email;
 mod error;
 mod ids;
+pub mod inputs;
 mod projects;
 mod users;
 
@@ -15,7 +16,7 @@ pub use email::{Email, InvalidEmail};
 pub use error::DomainError;
 pub use ids::{ProjectId, UserId};
 pub use projects::{Project, ProjectStatus};
-pub use users::{Role, User};
+pub use users::{Role, User, ensure_an_admin_remains};
 
 /// Timestamps are UTC instants, shown as RFC 3339 with a `Z` suffix.
 pub type Timestamp = time::OffsetDateTime;

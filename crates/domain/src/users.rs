@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Email, Timestamp, UserId};
+use crate::{DomainError, Email, Timestamp, UserId};
 
 /// What a user may do: `user` owns projects, `admin` may act on everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,9 +67,31 @@ impl User {
     }
 }
 
+/// The last-admin rule: an admin may be demoted or deleted only while
+/// another admin remains. `admins` counts the admins now, the target
+/// included when `target_is_admin`.
+pub fn ensure_an_admin_remains(target_is_admin: bool, admins: usize) -> Result<(), DomainError> {
+    if target_is_admin && admins <= 1 {
+        Err(DomainError::LastAdmin)
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_admin_must_remain() {
+        assert_eq!(
+            ensure_an_admin_remains(true, 1),
+            Err(DomainError::LastAdmin)
+        );
+        assert_eq!(ensure_an_admin_remains(true, 2), Ok(()));
+        assert_eq!(ensure_an_admin_remains(false, 1), Ok(()));
+        assert_eq!(ensure_an_admin_remains(false, 0), Ok(()));
+    }
 
     #[test]
     fn roles_round_trip_through_text() {

@@ -9,9 +9,11 @@
 mod error;
 mod migrations;
 mod pool;
+mod refresh_tokens;
 mod statement;
 mod users;
 
 pub use error::StoreError;
 pub use pool::{PoolStatus, Store, StoreConfig};
-pub use users::{NewUser, Users};
+pub use refresh_tokens::{NewRefreshToken, RefreshTokens, Rotation};
+pub use users::{Credentials, NewUser, UserChangeError, UserUpdate, Users};
