@@ -8,12 +8,21 @@
 mod email;
 mod error;
 mod ids;
+mod pagination;
+mod project_access;
+mod project_input;
 mod projects;
 mod users;
 
 pub use email::{Email, InvalidEmail};
 pub use error::DomainError;
 pub use ids::{ProjectId, UserId};
+pub use pagination::{
+    InvalidLimit, InvalidSort, Limit, Page, ProjectCursor, ProjectKey, ProjectListQuery,
+    ProjectScope, ProjectSort, Slice, from_unix_micros, unix_micros,
+};
+pub use project_access::ProjectAccess;
+pub use project_input::{MAX_DESCRIPTION_CHARS, MAX_PROJECT_NAME_CHARS, NewProject, ProjectPatch};
 pub use projects::{Project, ProjectStatus};
 pub use users::{Role, User};
 
