@@ -19,7 +19,7 @@ pub use error::DomainError;
 pub use ids::{ProjectId, UserId};
 pub use pagination::{
     InvalidLimit, InvalidSort, Limit, Page, ProjectCursor, ProjectKey, ProjectListQuery,
-    ProjectScope, ProjectSort, Slice, from_unix_micros, unix_micros,
+    ProjectScope, ProjectSort, Slice,
 };
 pub use project_access::ProjectAccess;
 pub use project_input::{MAX_DESCRIPTION_CHARS, MAX_PROJECT_NAME_CHARS, NewProject, ProjectPatch};

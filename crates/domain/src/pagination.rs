@@ -102,7 +102,7 @@ impl ProjectSort {
             }
         } else {
             ProjectKey::CreatedAt {
-                created_at_us: unix_micros(project.created_at),
+                created_at: project.created_at,
                 id: project.id,
             }
         }
@@ -146,13 +146,20 @@ pub struct ProjectListQuery {
 }
 
 /// The last row of a page in the page's order: its sort column and its id.
-/// Timestamps travel as whole microseconds, PostgreSQL's precision, so that
-/// the key compares exactly equal to the stored value.
+/// Timestamps travel as RFC 3339 with every fractional digit, so that the key
+/// compares exactly equal to the stored (microsecond) value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectKey {
-    CreatedAt { created_at_us: i64, id: ProjectId },
-    Name { name: String, id: ProjectId },
+    CreatedAt {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: Timestamp,
+        id: ProjectId,
+    },
+    Name {
+        name: String,
+        id: ProjectId,
+    },
 }
 
 impl ProjectKey {
@@ -166,17 +173,6 @@ impl ProjectKey {
             ProjectKey::CreatedAt { id, .. } | ProjectKey::Name { id, .. } => *id,
         }
     }
-}
-
-/// Whole microseconds since the epoch.
-pub fn unix_micros(at: Timestamp) -> i64 {
-    // i64 microseconds span ±292,000 years; PostgreSQL's range is smaller.
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-/// The instant `micros` microseconds after the epoch, if representable.
-pub fn from_unix_micros(micros: i64) -> Option<Timestamp> {
-    Timestamp::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
 }
 
 /// What a project list cursor carries: the query it belongs to and the key
@@ -240,9 +236,13 @@ mod tests {
     }
 
     #[test]
-    fn microseconds_round_trip() {
-        let at = time::macros::datetime!(2026-01-02 03:04:05.123456 UTC);
-        assert_eq!(from_unix_micros(unix_micros(at)), Some(at));
+    fn keys_keep_every_microsecond() {
+        let key = ProjectKey::CreatedAt {
+            created_at: time::macros::datetime!(2026-01-02 03:04:05.000123 UTC),
+            id: ProjectId::new(),
+        };
+        let json = serde_json::to_string(&key).expect("serialises");
+        assert_eq!(serde_json::from_str::<ProjectKey>(&json).ok(), Some(key));
     }
 
     #[test]
@@ -291,7 +291,7 @@ mod tests {
         }
         let mismatched_key = ProjectCursor {
             after: ProjectKey::CreatedAt {
-                created_at_us: 0,
+                created_at: time::OffsetDateTime::UNIX_EPOCH,
                 id: ProjectId::new(),
             },
             ..cursor

@@ -73,9 +73,7 @@ fn some_status<'de, D: Deserializer<'de>>(
 }
 
 /// A field that is present, whether `null` or a value.
-fn present<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
@@ -136,10 +134,7 @@ mod tests {
     }
 
     fn failing_fields(report: garde::Report) -> Vec<String> {
-        let mut fields: Vec<_> = report
-            .iter()
-            .map(|(path, _)| path.to_string())
-            .collect();
+        let mut fields: Vec<_> = report.iter().map(|(path, _)| path.to_string()).collect();
         fields.sort();
         fields
     }
@@ -191,8 +186,9 @@ mod tests {
             serde_json::from_value(json!({ "description": null })).expect("deserialises");
         assert_eq!(cleared.description, Some(None));
         assert!(!cleared.is_empty());
-        let set: ProjectPatch = serde_json::from_value(json!({ "description": "d", "name": " N " }))
-            .expect("deserialises");
+        let set: ProjectPatch =
+            serde_json::from_value(json!({ "description": "d", "name": " N " }))
+                .expect("deserialises");
         assert_eq!(set.description, Some(Some("d".into())));
         assert_eq!(set.name.as_deref(), Some("N"));
     }

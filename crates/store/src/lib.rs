@@ -9,9 +9,11 @@
 mod error;
 mod migrations;
 mod pool;
+mod projects;
 mod statement;
 mod users;
 
 pub use error::StoreError;
 pub use pool::{PoolStatus, Store, StoreConfig};
+pub use projects::{PlanKind, ProjectUpdate, Projects};
 pub use users::{NewUser, Users};

@@ -39,7 +39,6 @@ impl SlowQuery {
         }
     }
 
-    #[expect(dead_code, reason = "the list queries (projects, users) will use it")]
     pub(crate) async fn query<C: GenericClient>(
         self,
         client: &C,
