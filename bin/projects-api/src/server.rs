@@ -2,6 +2,7 @@
 
 use actix_web::HttpServer;
 use anyhow::Context as _;
+use projects_auth::{PasswordHasher, TokenConfig, TokenService};
 use projects_http::{AppState, HttpConfig};
 use projects_store::Store;
 use tokio::signal::unix::{SignalKind, signal};
@@ -27,6 +28,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         HttpConfig {
             body_limit: config.body_limit,
         },
+        TokenService::new(token_config(&config)),
+        PasswordHasher::default(),
     );
     let server = HttpServer::new(move || projects_http::app(state.clone()))
         .bind(config.bind_addr)
@@ -55,4 +58,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The access- and refresh-token settings of the configuration.
+fn token_config(config: &Config) -> TokenConfig {
+    TokenConfig {
+        secret: config.jwt_secret.clone(),
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        access_ttl: config.access_token_ttl,
+        refresh_ttl: config.refresh_token_ttl,
+    }
 }

@@ -5,6 +5,14 @@
 //! This crate knows nothing of SQL or HTTP: it turns secrets into hashes and
 //! tokens, and tokens back into claims.
 
+mod error;
+mod passwords;
 mod refresh;
+mod tokens;
 
+pub use error::{AuthError, TokenError};
+pub use passwords::{PasswordHasher, QUEUE_DEPTH_GAUGE, Verification, owasp_params};
 pub use refresh::{RefreshToken, RefreshTokenHash};
+pub use tokens::{
+    AccessClaims, AccessToken, Claims, LEEWAY_SECONDS, TokenConfig, TokenService, bearer_token,
+};

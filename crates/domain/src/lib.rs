@@ -8,9 +8,9 @@
 mod email;
 mod error;
 mod ids;
+pub mod inputs;
 mod pagination;
 mod project_access;
-mod project_input;
 mod projects;
 mod users;
 
@@ -22,7 +22,6 @@ pub use pagination::{
     ProjectScope, ProjectSort, Slice,
 };
 pub use project_access::ProjectAccess;
-pub use project_input::{MAX_DESCRIPTION_CHARS, MAX_PROJECT_NAME_CHARS, NewProject, ProjectPatch};
 pub use projects::{Project, ProjectStatus};
 pub use users::{Role, User};
 

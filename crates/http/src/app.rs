@@ -4,7 +4,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
 
-use crate::{ApiError, AppState, health};
+use crate::{ApiError, AppState, auth, health, users};
 
 /// Mounts every route and the shared state. The binary and the tests both
 /// build the server from this, so the tests drive the real application.
@@ -13,6 +13,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(state))
             .service(health::live)
             .service(health::ready)
+            .configure(auth::routes)
+            .configure(users::routes)
             .default_service(web::to(not_found));
     }
 }

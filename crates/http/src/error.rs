@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use projects_auth::AuthError;
 use projects_domain::DomainError;
 use projects_store::StoreError;
 use serde::Serialize;
@@ -329,5 +330,17 @@ mod tests {
             "password_hash"
         );
         assert_eq!(constraint_field(None), "body");
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::InvalidToken(reason) => ApiError::InvalidToken(reason.message()),
+            error @ (AuthError::Hashing
+            | AuthError::MalformedHash
+            | AuthError::HasherClosed
+            | AuthError::Signing) => ApiError::Internal(Box::new(error)),
+        }
     }
 }

@@ -7,10 +7,14 @@
 //! crate and never hold SQL strings, hashing or JWT internals.
 
 mod app;
+mod auth;
 mod error;
+pub mod extract;
 mod health;
 mod state;
+mod users;
 
 pub use app::{app, configure};
+pub use auth::Tokens;
 pub use error::{ApiError, FieldError};
-pub use state::{AppState, HttpConfig};
+pub use state::{AppState, HttpConfig, TEST_JWT_SECRET, test_token_config};

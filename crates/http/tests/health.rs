@@ -2,18 +2,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::test;
-use projects_http::{AppState, HttpConfig};
+use projects_http::AppState;
 use projects_store::{Store, StoreConfig};
 use projects_testkit::TestDb;
 
 #[actix_web::test]
 async fn live_is_ok_and_ready_is_ok_on_a_migrated_database() {
     let db = TestDb::new().await;
-    let app = test::init_service(projects_http::app(AppState::new(
-        db.store().clone(),
-        HttpConfig::default(),
-    )))
-    .await;
+    let app = test::init_service(projects_http::app(AppState::for_tests(db.store().clone()))).await;
 
     let response = test::call_service(
         &app,
@@ -38,11 +34,7 @@ async fn ready_is_503_when_the_database_is_unreachable() {
     let mut config = StoreConfig::new("postgres://postgres@127.0.0.1:1/none");
     config.timeout = std::time::Duration::from_millis(500);
     let store = Store::connect(&config).expect("a valid URL");
-    let app = test::init_service(projects_http::app(AppState::new(
-        store,
-        HttpConfig::default(),
-    )))
-    .await;
+    let app = test::init_service(projects_http::app(AppState::for_tests(store))).await;
 
     let response = test::call_service(
         &app,
@@ -65,11 +57,7 @@ async fn ready_is_503_until_migrations_are_applied() {
         .batch_execute("DROP TABLE refinery_schema_history")
         .await
         .expect("forget the migrations");
-    let app = test::init_service(projects_http::app(AppState::new(
-        db.store().clone(),
-        HttpConfig::default(),
-    )))
-    .await;
+    let app = test::init_service(projects_http::app(AppState::for_tests(db.store().clone()))).await;
     let response = test::call_service(
         &app,
         test::TestRequest::get().uri("/health/ready").to_request(),
@@ -81,11 +69,7 @@ async fn ready_is_503_until_migrations_are_applied() {
 #[actix_web::test]
 async fn an_unknown_route_is_a_problem_404() {
     let db = TestDb::new().await;
-    let app = test::init_service(projects_http::app(AppState::new(
-        db.store().clone(),
-        HttpConfig::default(),
-    )))
-    .await;
+    let app = test::init_service(projects_http::app(AppState::for_tests(db.store().clone()))).await;
     let response =
         test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);

@@ -9,8 +9,9 @@
 
 use std::sync::LazyLock;
 
+use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
-    NewProject, Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery, ProjectPatch,
+    Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery,
     ProjectScope, ProjectSort, ProjectStatus, Slice, UserId,
 };
 use tokio_postgres::Row;

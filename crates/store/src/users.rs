@@ -1,6 +1,6 @@
 //! The `users` table.
 
-use projects_domain::{Email, Role, User, UserId};
+use projects_domain::{DomainError, Email, Role, User, UserId};
 use tokio_postgres::Row;
 
 use crate::statement::Sql;
@@ -13,6 +13,46 @@ pub struct NewUser {
     pub name: String,
     pub role: Role,
     pub password_hash: String,
+}
+
+/// A user with their stored password hash, for logging in. Never leaves the
+/// server: `Debug` hides the hash.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user.id", &self.user.id)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An admin's change to a user: a role and/or a name.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    pub name: Option<String>,
+}
+
+/// Why an admin-side change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UserChangeError {
+    /// It would leave no admin.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<tokio_postgres::Error> for UserChangeError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        UserChangeError::Store(error.into())
+    }
 }
 
 /// The users repository.
@@ -30,7 +70,59 @@ const FIND_BY_ID: Sql = Sql::new(
     "users.find_by_id",
     "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id = $1",
 );
+const FIND_CREDENTIALS_BY_EMAIL: Sql = Sql::new(
+    "users.find_credentials_by_email",
+    "SELECT id, email, name, role, created_at, updated_at, password_hash FROM users \
+     WHERE lower(email) = lower($1)",
+);
+const FIND_CREDENTIALS_BY_ID: Sql = Sql::new(
+    "users.find_credentials_by_id",
+    "SELECT id, email, name, role, created_at, updated_at, password_hash FROM users \
+     WHERE id = $1",
+);
+const SET_PASSWORD_HASH: Sql = Sql::new(
+    "users.set_password_hash",
+    "UPDATE users SET password_hash = $2 WHERE id = $1",
+);
+const REVOKE_ALL_TOKENS: Sql = Sql::new(
+    "users.revoke_all_tokens",
+    "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+);
+const SET_NAME: Sql = Sql::new(
+    "users.set_name",
+    "UPDATE users SET name = $2 WHERE id = $1 \
+     RETURNING id, email, name, role, created_at, updated_at",
+);
+const LOCK_FOR_UPDATE: Sql = Sql::new(
+    "users.lock_for_update",
+    "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id = $1 FOR UPDATE",
+);
+// Locks every admin row, so that two concurrent demotions of the last two
+// admins serialise and the second one sees that only one is left.
+const LOCK_ADMINS: Sql = Sql::new(
+    "users.lock_admins",
+    "SELECT id FROM users WHERE role = 'admin' FOR UPDATE",
+);
+const UPDATE: Sql = Sql::new(
+    "users.update",
+    "UPDATE users SET role = COALESCE($2, role), name = COALESCE($3, name) WHERE id = $1 \
+     RETURNING id, email, name, role, created_at, updated_at",
+);
 const DELETE: Sql = Sql::new("users.delete", "DELETE FROM users WHERE id = $1");
+const LIST_FIRST: Sql = Sql::new(
+    "users.list_first",
+    "SELECT id, email, name, role, created_at, updated_at FROM users ORDER BY id LIMIT $1",
+);
+const LIST_AFTER: Sql = Sql::new(
+    "users.list_after",
+    "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id > $1 \
+     ORDER BY id LIMIT $2",
+);
+const PROMOTE_BY_EMAIL: Sql = Sql::new(
+    "users.promote_by_email",
+    "UPDATE users SET role = 'admin', password_hash = $2 WHERE lower(email) = lower($1) \
+     RETURNING id, email, name, role, created_at, updated_at",
+);
 
 impl Store {
     pub fn users(&self) -> Users<'_> {
@@ -39,6 +131,8 @@ impl Store {
 }
 
 impl Users<'_> {
+    /// Inserts a user. A taken e-mail (in any letter case) is
+    /// `StoreError::Conflict`, also when two registrations race.
     pub async fn insert(&self, user: &NewUser) -> Result<User, StoreError> {
         let client = self.store.client().await?;
         let row = self
@@ -69,6 +163,100 @@ impl Users<'_> {
         user_from_row(&row)
     }
 
+    /// The user with this e-mail (compared case-insensitively) and their
+    /// password hash, if there is one.
+    pub async fn find_credentials_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<Credentials>, StoreError> {
+        let client = self.store.client().await?;
+        let row = self
+            .store
+            .slow
+            .query_opt(&client, &FIND_CREDENTIALS_BY_EMAIL, &[&email])
+            .await?;
+        row.as_ref().map(credentials_from_row).transpose()
+    }
+
+    /// The user with this id and their password hash.
+    pub async fn find_credentials_by_id(&self, id: UserId) -> Result<Credentials, StoreError> {
+        let client = self.store.client().await?;
+        let row = self
+            .store
+            .slow
+            .query_one(&client, &FIND_CREDENTIALS_BY_ID, &[id.as_uuid()])
+            .await?;
+        credentials_from_row(&row)
+    }
+
+    /// Replaces a hash with one of the same password under current
+    /// parameters (after a successful login). Tokens stay valid.
+    pub async fn rehash_password(&self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
+        let client = self.store.client().await?;
+        self.store
+            .slow
+            .execute(&client, &SET_PASSWORD_HASH, &[id.as_uuid(), &password_hash])
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a new password and revokes every refresh token of the user, in
+    /// one transaction.
+    pub async fn change_password(&self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let changed = self
+            .store
+            .slow
+            .execute(&tx, &SET_PASSWORD_HASH, &[id.as_uuid(), &password_hash])
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.store
+            .slow
+            .execute(&tx, &REVOKE_ALL_TOKENS, &[id.as_uuid()])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Renames a user (their own profile change).
+    pub async fn set_name(&self, id: UserId, name: &str) -> Result<User, StoreError> {
+        let client = self.store.client().await?;
+        let row = self
+            .store
+            .slow
+            .query_one(&client, &SET_NAME, &[id.as_uuid(), &name])
+            .await?;
+        user_from_row(&row)
+    }
+
+    /// An admin's change of role and/or name. Demoting the last admin is
+    /// `DomainError::LastAdmin`; concurrent demotions serialise on the
+    /// admins' row locks.
+    pub async fn update(&self, id: UserId, update: &UserUpdate) -> Result<User, UserChangeError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        if update.role == Some(Role::User) {
+            let admins = self.store.slow.query(&tx, &LOCK_ADMINS, &[]).await?;
+            let target_is_admin = admins
+                .iter()
+                .any(|row| row.get::<_, uuid::Uuid>(0) == *id.as_uuid());
+            if target_is_admin && admins.len() <= 1 {
+                return Err(DomainError::LastAdmin.into());
+            }
+        }
+        let role = update.role.map(Role::as_str);
+        let row = self
+            .store
+            .slow
+            .query_one(&tx, &UPDATE, &[id.as_uuid(), &role, &update.name])
+            .await?;
+        tx.commit().await?;
+        Ok(user_from_row(&row)?)
+    }
+
     /// Deletes a user; their projects and refresh tokens go with them.
     pub async fn delete(&self, id: UserId) -> Result<(), StoreError> {
         let client = self.store.client().await?;
@@ -81,6 +269,93 @@ impl Users<'_> {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
+    }
+
+    /// Deletes a user as an admin asked: like [`Users::delete`] (projects
+    /// and refresh tokens cascade), but the last admin cannot be deleted.
+    pub async fn delete_unless_last_admin(&self, id: UserId) -> Result<(), UserChangeError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let admins = self.store.slow.query(&tx, &LOCK_ADMINS, &[]).await?;
+        let target_is_admin = admins
+            .iter()
+            .any(|row| row.get::<_, uuid::Uuid>(0) == *id.as_uuid());
+        if target_is_admin && admins.len() <= 1 {
+            return Err(DomainError::LastAdmin.into());
+        }
+        let deleted = self
+            .store
+            .slow
+            .execute(&tx, &DELETE, &[id.as_uuid()])
+            .await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound.into());
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One page of users in id order (UUID v7: creation order), starting
+    /// after `after`. Asks for `limit` rows.
+    pub async fn list(&self, after: Option<UserId>, limit: i64) -> Result<Vec<User>, StoreError> {
+        let client = self.store.client().await?;
+        let rows = match after {
+            None => {
+                self.store
+                    .slow
+                    .query(&client, &LIST_FIRST, &[&limit])
+                    .await?
+            }
+            Some(after) => {
+                self.store
+                    .slow
+                    .query(&client, &LIST_AFTER, &[after.as_uuid(), &limit])
+                    .await?
+            }
+        };
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Makes the user with this e-mail an admin with this password hash;
+    /// `NotFound` when there is none (the caller then inserts one).
+    pub async fn promote_by_email(
+        &self,
+        email: &Email,
+        password_hash: &str,
+    ) -> Result<User, StoreError> {
+        let client = self.store.client().await?;
+        let row = self
+            .store
+            .slow
+            .query_one(
+                &client,
+                &PROMOTE_BY_EMAIL,
+                &[&email.as_str(), &password_hash],
+            )
+            .await?;
+        user_from_row(&row)
+    }
+
+    /// Sets a user's role directly, without the last-admin rule: for
+    /// operators and test fixtures.
+    pub async fn set_role(&self, id: UserId, role: Role) -> Result<User, StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        self.store
+            .slow
+            .query_one(&tx, &LOCK_FOR_UPDATE, &[id.as_uuid()])
+            .await?;
+        let row = self
+            .store
+            .slow
+            .query_one(
+                &tx,
+                &UPDATE,
+                &[id.as_uuid(), &Some(role.as_str()), &None::<String>],
+            )
+            .await?;
+        tx.commit().await?;
+        user_from_row(&row)
     }
 }
 
@@ -95,5 +370,12 @@ pub(crate) fn user_from_row(row: &Row) -> Result<User, StoreError> {
             .map_err(|error| StoreError::Other(Box::new(error)))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn credentials_from_row(row: &Row) -> Result<Credentials, StoreError> {
+    Ok(Credentials {
+        user: user_from_row(row)?,
+        password_hash: row.try_get("password_hash")?,
     })
 }

@@ -4,9 +4,10 @@
 
 use std::collections::HashSet;
 
+use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
-    Email, Limit, NewProject, Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery,
-    ProjectPatch, ProjectScope, ProjectSort, ProjectStatus, Role, UserId,
+    Email, Limit, Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery,
+    ProjectScope, ProjectSort, ProjectStatus, Role, UserId,
 };
 use projects_store::{NewUser, PlanKind, ProjectUpdate, Store, StoreError};
 use projects_testkit::TestDb;
@@ -27,7 +28,7 @@ async fn user(store: &Store, email: &str) -> UserId {
 
 fn new_project(name: &str) -> NewProject {
     NewProject {
-        name: name.into(),
+        name: Some(name.into()),
         description: Some("first".into()),
         status: ProjectStatus::Active,
     }

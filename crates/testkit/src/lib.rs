@@ -3,8 +3,13 @@
 //! per run and dropped again when the test's guard drops), so that tests run
 //! in parallel, in any order, against a real PostgreSQL.
 //!
+//! `TestApp` drives the real application in-process over such a database,
+//! with request helpers and user factories (`app.user()`, `app.admin()`).
+//!
 //! Nothing the server needs at run time may live here.
 
+mod app;
 mod database;
 
+pub use app::{TEST_PASSWORD, TestApp, TestResponse, TestUser, unique_email};
 pub use database::{TEST_DATABASE_PREFIX, TestDb, server_url};

@@ -1,0 +1,292 @@
+//! Inputs of the auth and users endpoints.
+
+use garde::Validate;
+use serde::Deserialize;
+
+use super::{Input, rule_error, trimmed};
+use crate::{Email, InvalidEmail, Role};
+
+/// The shortest password accepted, in characters (Unicode scalar values).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The longest password accepted, in characters (Unicode scalar values).
+pub const MAX_PASSWORD_CHARS: usize = 128;
+/// The lowest zxcvbn score (0–4) a new password must reach.
+pub const MIN_PASSWORD_SCORE: u8 = 2;
+
+/// `POST /api/v1/auth/register`. There is deliberately no `role`: new
+/// users are always `user`.
+#[derive(Debug, Deserialize, Validate)]
+pub struct Registration {
+    #[garde(required, custom(email_address))]
+    #[serde(default)]
+    pub email: Option<String>,
+    #[garde(required, length(chars, min = 1, max = 100))]
+    #[serde(default, deserialize_with = "trimmed")]
+    pub name: Option<String>,
+    #[garde(required, length(chars, min = MIN_PASSWORD_CHARS, max = MAX_PASSWORD_CHARS), custom(strong_password))]
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl Input for Registration {
+    const FIELDS: &'static [&'static str] = &["email", "name", "password"];
+}
+
+/// `POST /api/v1/auth/login`. Only the shape is checked: a weak or
+/// malformed-but-stored password must still be able to log in.
+#[derive(Debug, Deserialize, Validate)]
+pub struct Login {
+    #[garde(required, length(chars, min = 1, max = 254))]
+    #[serde(default)]
+    pub email: Option<String>,
+    #[garde(required, length(chars, min = 1, max = MAX_PASSWORD_CHARS))]
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl Input for Login {
+    const FIELDS: &'static [&'static str] = &["email", "password"];
+}
+
+/// `POST /api/v1/auth/refresh` and `POST /api/v1/auth/logout`.
+#[derive(Debug, Deserialize, Validate)]
+pub struct RefreshRequest {
+    #[garde(required, length(chars, min = 1, max = 512))]
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+impl Input for RefreshRequest {
+    const FIELDS: &'static [&'static str] = &["refresh_token"];
+}
+
+/// `PATCH /api/v1/users/me`: a new name, and/or a new password together
+/// with the current one.
+#[derive(Debug, Deserialize, Validate)]
+pub struct UserSelfPatch {
+    #[garde(length(chars, min = 1, max = 100))]
+    #[serde(default, deserialize_with = "trimmed")]
+    pub name: Option<String>,
+    #[garde(length(chars, min = MIN_PASSWORD_CHARS, max = MAX_PASSWORD_CHARS), custom(strong_password))]
+    #[serde(default)]
+    pub password: Option<String>,
+    #[garde(length(chars, min = 1, max = MAX_PASSWORD_CHARS), custom(needed_for_password(&self.password)))]
+    #[serde(default)]
+    pub current_password: Option<String>,
+}
+
+impl Input for UserSelfPatch {
+    const FIELDS: &'static [&'static str] = &["name", "password", "current_password"];
+}
+
+/// A password change: the current password, checked before the new one is
+/// stored.
+#[derive(Debug)]
+pub struct PasswordChange<'a> {
+    pub current: &'a str,
+    pub new: &'a str,
+}
+
+impl UserSelfPatch {
+    /// The password change this patch asks for, if any. Validation has
+    /// already made sure that a new password comes with the current one.
+    pub fn password_change(&self) -> Option<PasswordChange<'_>> {
+        match (&self.password, &self.current_password) {
+            (Some(new), Some(current)) => Some(PasswordChange { current, new }),
+            _ => None,
+        }
+    }
+}
+
+/// `PATCH /api/v1/users/{id}` (admins): a role and/or a name.
+#[derive(Debug, Deserialize, Validate)]
+pub struct UserPatch {
+    #[garde(skip)]
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[garde(length(chars, min = 1, max = 100))]
+    #[serde(default, deserialize_with = "trimmed")]
+    pub name: Option<String>,
+}
+
+impl Input for UserPatch {
+    const FIELDS: &'static [&'static str] = &["role", "name"];
+}
+
+impl Registration {
+    /// The normalised address; validation has already accepted it.
+    pub fn parsed_email(&self) -> Result<Email, InvalidEmail> {
+        Email::parse(self.email.as_deref().unwrap_or_default())
+    }
+}
+
+fn email_address(value: &Option<String>, _: &()) -> garde::Result {
+    match value.as_deref().map(Email::parse) {
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(InvalidEmail::TooLong)) => Err(rule_error("length", InvalidEmail::TooLong)),
+        Some(Err(error)) => Err(rule_error("email", error)),
+    }
+}
+
+/// Rejects what a strength estimator (zxcvbn) scores below 2 of 4: common
+/// passwords, dictionary words, repeats, sequences. Passwords outside the
+/// length limits are left to the `length` rule.
+fn strong_password(value: &Option<String>, _: &()) -> garde::Result {
+    let Some(password) = value.as_deref() else {
+        return Ok(());
+    };
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Ok(());
+    }
+    match password_weakness(password) {
+        None => Ok(()),
+        Some(feedback) => Err(rule_error("weak_password", feedback)),
+    }
+}
+
+/// Why a password is too easy to guess, or `None` when it is strong enough.
+/// Also used by the `create-admin` command.
+pub fn password_weakness(password: &str) -> Option<String> {
+    let entropy = zxcvbn::zxcvbn(password, &[]);
+    if u8::from(entropy.score()) >= MIN_PASSWORD_SCORE {
+        return None;
+    }
+    let mut message = String::from("is too easy to guess");
+    if let Some(feedback) = entropy.feedback() {
+        if let Some(warning) = feedback.warning() {
+            message.push_str(&format!(": {warning}"));
+        }
+        let suggestions: Vec<String> = feedback
+            .suggestions()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if !suggestions.is_empty() {
+            message.push_str(&format!(". {}", suggestions.join(" ")));
+        }
+    }
+    Some(message)
+}
+
+fn needed_for_password<'a>(
+    new_password: &'a Option<String>,
+) -> impl FnOnce(&Option<String>, &()) -> garde::Result + 'a {
+    move |current, _| match (new_password, current) {
+        (Some(_), None) => Err(rule_error("required", "is required to change the password")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inputs::violations;
+
+    fn codes<T: Validate<Context = ()>>(value: &T) -> Vec<(String, String)> {
+        match value.validate() {
+            Ok(()) => vec![],
+            Err(report) => violations(&report)
+                .into_iter()
+                .map(|v| (v.field, v.code))
+                .collect(),
+        }
+    }
+
+    fn registration(email: &str, name: &str, password: &str) -> Registration {
+        Registration {
+            email: Some(email.into()),
+            name: Some(name.into()),
+            password: Some(password.into()),
+        }
+    }
+
+    #[test]
+    fn a_good_registration_passes() {
+        let input = registration("Ada@Example.com", "Ada", "correct horse battery staple");
+        assert!(codes(&input).is_empty());
+        assert_eq!(
+            input.parsed_email().expect("valid").as_str(),
+            "ada@example.com"
+        );
+    }
+
+    #[test]
+    fn every_violation_is_reported() {
+        let input = registration("nope", "", "short");
+        let found = codes(&input);
+        assert!(
+            found.contains(&("email".into(), "email".into())),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&("name".into(), "length".into())),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&("password".into(), "length".into())),
+            "{found:?}"
+        );
+        let missing = Registration {
+            email: None,
+            name: None,
+            password: None,
+        };
+        assert_eq!(codes(&missing).len(), 3);
+    }
+
+    #[test]
+    fn password_length_counts_characters_not_bytes() {
+        // 8 characters, 16 bytes: long enough.
+        let eight = "ŵŷřţÿůïő";
+        assert_eq!(eight.len(), 16);
+        let found = codes(&registration("a@b.example", "A", eight));
+        assert!(!found.iter().any(|(_, code)| code == "length"), "{found:?}");
+        // 129 two-byte characters: too long, though a byte count of 258
+        // would say the same; 100 of them (200 bytes) must pass the limit.
+        let hundred: String = "ŵŷřţÿůïőąę".repeat(10);
+        let found = codes(&registration("a@b.example", "A", &hundred));
+        assert!(!found.iter().any(|(_, code)| code == "length"), "{found:?}");
+    }
+
+    #[test]
+    fn common_passwords_are_rejected_with_feedback() {
+        for weak in [
+            "password",
+            "password1",
+            "12345678",
+            "aaaaaaaa",
+            "qwertyuiop",
+        ] {
+            let found = codes(&registration("a@b.example", "A", weak));
+            assert_eq!(
+                found,
+                vec![("password".into(), "weak_password".into())],
+                "{weak}"
+            );
+        }
+        let message = password_weakness("password").expect("weak");
+        assert!(message.starts_with("is too easy to guess"));
+        assert!(!message.contains("password\""));
+    }
+
+    #[test]
+    fn a_new_password_needs_the_current_one() {
+        let patch = UserSelfPatch {
+            name: None,
+            password: Some("correct horse battery staple".into()),
+            current_password: None,
+        };
+        assert_eq!(
+            codes(&patch),
+            vec![("current_password".into(), "required".into())]
+        );
+    }
+
+    #[test]
+    fn names_are_trimmed_before_their_length_is_checked() {
+        let input: UserPatch = serde_json::from_str(r#"{"name":"   "}"#).expect("parses");
+        assert_eq!(input.name.as_deref(), Some(""));
+        assert_eq!(codes(&input), vec![("name".into(), "length".into())]);
+    }
+}

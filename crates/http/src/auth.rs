@@ -1,0 +1,262 @@
+//! `/api/v1/auth/*`: register, login, refresh, logout. Every attempt is
+//! logged with its outcome, the user id when known, the client IP and the
+//! request id — never the e-mail, the password or a token.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use projects_auth::{RefreshToken, Verification};
+use projects_domain::inputs::{Login, RefreshRequest, Registration};
+use projects_domain::{Role, User, UserId};
+use projects_store::{NewRefreshToken, NewUser, Rotation, StoreError};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::extract::ValidatedJson;
+use crate::{ApiError, AppState};
+
+/// The one message for a failed login, whatever failed.
+const BAD_CREDENTIALS: &str = "the e-mail address or the password is incorrect";
+/// The one message for an unusable refresh token, whatever was wrong.
+const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
+
+/// The tokens object of the contract.
+#[derive(Serialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Session {
+    user: User,
+    tokens: Tokens,
+}
+
+#[derive(Debug, Serialize)]
+struct Refreshed {
+    tokens: Tokens,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(register)
+        .service(login)
+        .service(refresh)
+        .service(logout);
+}
+
+/// Logs one authentication attempt.
+pub(crate) fn log_attempt(
+    req: &HttpRequest,
+    event: &'static str,
+    outcome: &'static str,
+    user_id: Option<UserId>,
+) {
+    let info = req.connection_info();
+    let client_ip = info.realip_remote_addr().unwrap_or("unknown");
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()));
+    tracing::info!(
+        auth.event = event,
+        auth.outcome = outcome,
+        user.id = user_id.map(|id| id.to_string()),
+        client.ip = client_ip,
+        request_id,
+        "authentication attempt"
+    );
+}
+
+/// A new access token and a new refresh token in `family_id`.
+async fn start_session(state: &AppState, user: &User) -> Result<Tokens, ApiError> {
+    let new_token = RefreshToken::generate();
+    state
+        .store
+        .refresh_tokens()
+        .insert(&NewRefreshToken {
+            user_id: user.id,
+            family_id: Uuid::now_v7(),
+            token_hash: new_token.hash().0,
+            expires_at: refresh_expiry(state),
+        })
+        .await?;
+    tokens_for(state, user, new_token)
+}
+
+fn tokens_for(
+    state: &AppState,
+    user: &User,
+    refresh_token: RefreshToken,
+) -> Result<Tokens, ApiError> {
+    let access = state.tokens.issue(user)?;
+    Ok(Tokens {
+        access_token: access.token,
+        refresh_token: refresh_token.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+    })
+}
+
+fn refresh_expiry(state: &AppState) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + state.tokens.config().refresh_ttl
+}
+
+/// `POST /api/v1/auth/register`: 201 `{user, tokens}`; 409 when the e-mail
+/// is taken in any letter case.
+#[post("/api/v1/auth/register")]
+async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidatedJson<Registration>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let email = input
+        .parsed_email()
+        .map_err(|error| ApiError::invalid_field("email", "email", error.to_string()))?;
+    let password_hash = state
+        .passwords
+        .hash(input.password.as_deref().unwrap_or_default())
+        .await?;
+    let new_user = NewUser {
+        email,
+        name: input.name.unwrap_or_default(),
+        role: Role::User,
+        password_hash,
+    };
+    let user = match state.store.users().insert(&new_user).await {
+        Ok(user) => user,
+        Err(StoreError::Conflict { .. }) => {
+            log_attempt(&req, "register", "email_taken", None);
+            return Err(ApiError::Conflict(
+                "an account with this e-mail address already exists".into(),
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let tokens = start_session(&state, &user).await?;
+    log_attempt(&req, "register", "success", Some(user.id));
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
+        .json(Session { user, tokens }))
+}
+
+/// `POST /api/v1/auth/login`: 200 `{user, tokens}`; 401 with one body for
+/// an unknown e-mail and a wrong password, which both cost one argon2
+/// verification.
+#[post("/api/v1/auth/login")]
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidatedJson<Login>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let email = input
+        .email
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
+    let password = input.password.as_deref().unwrap_or_default();
+    let credentials = state
+        .store
+        .users()
+        .find_credentials_by_email(&email)
+        .await?;
+    let verification = state
+        .passwords
+        .verify(
+            password,
+            credentials
+                .as_ref()
+                .map(|found| found.password_hash.as_str()),
+        )
+        .await?;
+    let (Verification::Match { rehashed }, Some(credentials)) = (verification, credentials) else {
+        log_attempt(&req, "login", "failure", None);
+        return Err(ApiError::InvalidCredentials(BAD_CREDENTIALS));
+    };
+    let user = credentials.user;
+    if let Some(rehashed) = rehashed
+        && let Err(error) = state
+            .store
+            .users()
+            .rehash_password(user.id, &rehashed)
+            .await
+    {
+        // The login itself is fine; the next one retries the upgrade.
+        tracing::warn!(user.id = %user.id, error = ?error, "could not upgrade a password hash");
+    }
+    let tokens = start_session(&state, &user).await?;
+    log_attempt(&req, "login", "success", Some(user.id));
+    Ok(HttpResponse::Ok().json(Session { user, tokens }))
+}
+
+/// `POST /api/v1/auth/refresh`: 200 `{tokens}`; the presented token stops
+/// working. A token presented twice revokes its whole family (401).
+#[post("/api/v1/auth/refresh")]
+async fn refresh(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidatedJson<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = RefreshToken::from_client(body.into_inner().refresh_token.unwrap_or_default());
+    let replacement = RefreshToken::generate();
+    let rotation = state
+        .store
+        .refresh_tokens()
+        .rotate(
+            presented.hash().0,
+            replacement.hash().0,
+            refresh_expiry(&state),
+        )
+        .await?;
+    match rotation {
+        Rotation::Rotated { user } => {
+            let tokens = tokens_for(&state, &user, replacement)?;
+            log_attempt(&req, "refresh", "success", Some(user.id));
+            Ok(HttpResponse::Ok().json(Refreshed { tokens }))
+        }
+        Rotation::Reused { user_id } => {
+            tracing::warn!(user.id = %user_id, "a used refresh token was presented again: its family is revoked");
+            log_attempt(&req, "refresh", "reused", Some(user_id));
+            Err(ApiError::InvalidCredentials(BAD_REFRESH_TOKEN))
+        }
+        Rotation::Invalid => {
+            log_attempt(&req, "refresh", "failure", None);
+            Err(ApiError::InvalidCredentials(BAD_REFRESH_TOKEN))
+        }
+    }
+}
+
+/// `POST /api/v1/auth/logout`: revokes the token's family; 204 whatever
+/// the token (idempotent).
+#[post("/api/v1/auth/logout")]
+async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidatedJson<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = RefreshToken::from_client(body.into_inner().refresh_token.unwrap_or_default());
+    let revoked = state
+        .store
+        .refresh_tokens()
+        .revoke_family_of(presented.hash().0)
+        .await?;
+    log_attempt(
+        &req,
+        "logout",
+        if revoked > 0 { "success" } else { "no_session" },
+        None,
+    );
+    Ok(HttpResponse::NoContent().finish())
+}

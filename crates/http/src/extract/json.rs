@@ -1,0 +1,300 @@
+//! `ValidatedJson<T>`: a JSON body checked against the contract before the
+//! handler sees it.
+//!
+//! In order: the body limit (`HttpConfig::body_limit`, 413), the media type
+//! (`application/json`, any parameters, else 415), well-formed JSON (400),
+//! a JSON object (422). Then every problem of the body is collected and
+//! reported together as one 422: one `unknown_field` per key not in
+//! `T::FIELDS`, a `control_character` per text with a NUL or other control
+//! character, a type error per field whose value has the wrong JSON type,
+//! and every `garde` rule violation.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
+use futures_util::StreamExt as _;
+use projects_domain::inputs::{Input, violations};
+use serde_json::{Map, Value};
+
+use crate::{ApiError, AppState, FieldError};
+
+/// A request body of type `T`, deserialised and validated. Use it as a
+/// handler argument: `body: ValidatedJson<Registration>`, then `body.0` or
+/// `body.into_inner()`.
+#[derive(Debug)]
+pub struct ValidatedJson<T>(pub T);
+
+impl<T> ValidatedJson<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for ValidatedJson<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Input + 'static> FromRequest for ValidatedJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(crate::HttpConfig::default().body_limit, |state| {
+                state.config.body_limit
+            });
+        let media_type_ok = is_json(req);
+        let declared_length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared_length.is_some_and(|length| length > limit) {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            if !media_type_ok {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| {
+                    ApiError::BadRequest("the request body could not be read".into())
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse::<T>(&body).map(ValidatedJson)
+        })
+    }
+}
+
+/// `application/json`, with or without parameters such as `charset`.
+fn is_json(req: &HttpRequest) -> bool {
+    match req.mime_type() {
+        Ok(Some(mime)) => mime.type_() == "application" && mime.subtype() == "json",
+        _ => false,
+    }
+}
+
+/// Parses and validates a body; public to the crate so that other
+/// extractors (and tests) can reuse it.
+pub(crate) fn parse<T: Input>(body: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
+        ApiError::BadRequest(format!(
+            "the request body is not valid JSON: {} (line {}, column {})",
+            json_problem(&error),
+            error.line(),
+            error.column()
+        ))
+    })?;
+    let Value::Object(mut object) = value else {
+        return Err(ApiError::invalid_field(
+            "body",
+            "type",
+            "the request body must be a JSON object",
+        ));
+    };
+    let mut errors = Vec::new();
+
+    let unknown: Vec<String> = object
+        .keys()
+        .filter(|key| !T::FIELDS.contains(&key.as_str()))
+        .cloned()
+        .collect();
+    for key in unknown {
+        object.remove(&key);
+        errors.push(FieldError::new(
+            key,
+            "unknown_field",
+            "is not a field of this resource",
+        ));
+    }
+
+    for (key, value) in &object {
+        let multiline = T::MULTILINE_FIELDS.contains(&key.as_str());
+        if let Some(path) = control_character(key, value, multiline) {
+            errors.push(FieldError::new(
+                path,
+                "control_character",
+                "must not contain control characters",
+            ));
+        }
+    }
+
+    // Each field on its own, so that one field's wrong type does not hide
+    // the others' problems. Fields are optional in input types, so a body
+    // with one field deserialises unless that field is wrong.
+    let keys: Vec<String> = object.keys().cloned().collect();
+    for key in keys {
+        let mut probe = Map::new();
+        if let Some(value) = object.get(&key) {
+            probe.insert(key.clone(), value.clone());
+        }
+        if let Err(error) = serde_json::from_value::<T>(Value::Object(probe)) {
+            let message = error.to_string();
+            if message.starts_with("missing field") {
+                continue;
+            }
+            errors.push(FieldError::new(key.clone(), "type", type_message(&message)));
+            object.remove(&key);
+        }
+    }
+
+    let input = match serde_json::from_value::<T>(Value::Object(object)) {
+        Ok(input) => input,
+        Err(error) => {
+            let message = error.to_string();
+            match missing_field(&message) {
+                Some(field) => errors.push(FieldError::new(field, "required", "is required")),
+                None if errors.is_empty() => {
+                    errors.push(FieldError::new("body", "type", type_message(&message)));
+                }
+                None => {}
+            }
+            return Err(ApiError::Validation(errors));
+        }
+    };
+    if let Err(report) = input.validate() {
+        errors.extend(
+            violations(&report).into_iter().map(|violation| {
+                FieldError::new(violation.field, violation.code, violation.message)
+            }),
+        );
+    }
+    if errors.is_empty() {
+        Ok(input)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// The path of the first string under `value` holding a control character
+/// (line breaks and tabs are allowed in multi-line fields).
+fn control_character(path: &str, value: &Value, multiline: bool) -> Option<String> {
+    match value {
+        Value::String(text) => text
+            .chars()
+            .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+            .then(|| path.to_owned()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            control_character(&format!("{path}[{index}]"), item, multiline)
+        }),
+        Value::Object(fields) => fields
+            .iter()
+            .find_map(|(key, item)| control_character(&format!("{path}.{key}"), item, multiline)),
+        _ => None,
+    }
+}
+
+/// serde's messages quote the offending value (`invalid type: string
+/// "hunter2", expected …`); only the expectation is shown, so that a
+/// password sent with the wrong type is never echoed.
+fn type_message(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    match message.rsplit_once("expected ") {
+        Some((_, expected)) => format!("must be {expected}"),
+        None => "has the wrong type".to_owned(),
+    }
+}
+
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+/// What is wrong with malformed JSON, without quoting the body.
+fn json_problem(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Eof => "it ends too early",
+        serde_json::error::Category::Syntax => "a syntax error",
+        serde_json::error::Category::Io => "it could not be read",
+        serde_json::error::Category::Data => "unexpected data",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use projects_domain::inputs::{Registration, UserPatch};
+
+    fn errors_of<T: Input + std::fmt::Debug>(body: &str) -> Vec<(String, String)> {
+        match parse::<T>(body.as_bytes()) {
+            Err(ApiError::Validation(errors)) => {
+                errors.into_iter().map(|e| (e.field, e.code)).collect()
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let found = errors_of::<Registration>(
+            r#"{"email":"nope","name":7,"password":"x","role":"admin","id":1}"#,
+        );
+        for expected in [
+            ("role", "unknown_field"),
+            ("id", "unknown_field"),
+            ("name", "type"),
+            ("email", "email"),
+            ("password", "length"),
+        ] {
+            assert!(
+                found.contains(&(expected.0.into(), expected.1.into())),
+                "{expected:?} missing from {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_fields_are_required() {
+        let found = errors_of::<Registration>("{}");
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.iter().all(|(_, code)| code == "required"));
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        let found = errors_of::<UserPatch>(r#"{"name":"Ada\u0000"}"#);
+        assert_eq!(found, vec![("name".into(), "control_character".into())]);
+        let found = errors_of::<UserPatch>(r#"{"name":"Ada\nLovelace"}"#);
+        assert_eq!(found, vec![("name".into(), "control_character".into())]);
+    }
+
+    #[test]
+    fn type_errors_do_not_echo_values() {
+        let error = parse::<Registration>(
+            br#"{"email":"a@b.example","name":"A","password":["hunter2hunter2"]}"#,
+        )
+        .expect_err("invalid");
+        let ApiError::Validation(errors) = error else {
+            panic!("validation")
+        };
+        assert!(!format!("{errors:?}").contains("hunter2"));
+        let found = errors_of::<UserPatch>(r#"{"role":"root"}"#);
+        assert_eq!(found, vec![("role".into(), "type".into())]);
+    }
+
+    #[test]
+    fn malformed_json_and_non_objects() {
+        assert!(matches!(
+            parse::<UserPatch>(b"{"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse::<UserPatch>(b"[]"),
+            Err(ApiError::Validation(_))
+        ));
+    }
+}

@@ -1,0 +1,240 @@
+//! `/api/v1/users/*`: the caller's own profile, and the admin routes.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use projects_auth::Verification;
+use projects_domain::inputs::{UserPatch, UserSelfPatch};
+use projects_domain::{User, UserId};
+use projects_store::{StoreError, UserChangeError, UserUpdate};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::log_attempt;
+use crate::extract::{AdminUser, CurrentUser, ValidatedJson};
+use crate::{ApiError, AppState};
+
+/// Page size bounds of `GET /api/v1/users`.
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    // `/users/me` before `/users/{id}`, so that "me" is never taken for an id.
+    cfg.service(me)
+        .service(update_me)
+        .service(list)
+        .service(get_one)
+        .service(update)
+        .service(remove);
+}
+
+fn gone(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound => {
+            ApiError::InvalidToken("the user of this access token no longer exists")
+        }
+        error => error.into(),
+    }
+}
+
+/// `GET /api/v1/users/me`.
+#[get("/api/v1/users/me")]
+async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .store
+        .users()
+        .find_by_id(caller.id)
+        .await
+        .map_err(gone)?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// `PATCH /api/v1/users/me`: `name`; `password` with `current_password`.
+/// A password change revokes every refresh token of the user.
+#[patch("/api/v1/users/me")]
+async fn update_me(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: CurrentUser,
+    body: ValidatedJson<UserSelfPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    if let Some(change) = input.password_change() {
+        let credentials = state
+            .store
+            .users()
+            .find_credentials_by_id(caller.id)
+            .await
+            .map_err(gone)?;
+        let verification = state
+            .passwords
+            .verify(change.current, Some(&credentials.password_hash))
+            .await?;
+        if verification == Verification::Mismatch {
+            log_attempt(&req, "password_change", "failure", Some(caller.id));
+            return Err(ApiError::invalid_field(
+                "current_password",
+                "incorrect",
+                "is not your current password",
+            ));
+        }
+        let hash = state.passwords.hash(change.new).await?;
+        state
+            .store
+            .users()
+            .change_password(caller.id, &hash)
+            .await
+            .map_err(gone)?;
+        log_attempt(&req, "password_change", "success", Some(caller.id));
+    }
+    let user = match &input.name {
+        Some(name) => state.store.users().set_name(caller.id, name).await,
+        None => state.store.users().find_by_id(caller.id).await,
+    }
+    .map_err(gone)?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A page of users, as the contract's lists show it.
+#[derive(Debug, Serialize)]
+struct UserPage {
+    data: Vec<User>,
+    next_cursor: Option<String>,
+}
+
+fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    raw.parse::<u32>()
+        .ok()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("`limit` must be an integer from 1 to {MAX_LIMIT}"))
+        })
+}
+
+/// The cursor is the last id of the page, base64url-encoded: opaque to
+/// clients, and a plain keyset position for us.
+fn encode_cursor(id: UserId) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_uuid().as_bytes())
+}
+
+fn decode_cursor(raw: &str) -> Result<UserId, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| uuid::Uuid::from_slice(&bytes).ok())
+        .map(UserId::from_uuid)
+        .ok_or_else(|| ApiError::BadRequest("`cursor` is not a cursor this API issued".into()))
+}
+
+/// `GET /api/v1/users` (admins): keyset pages in id (creation) order.
+#[get("/api/v1/users")]
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<ListQuery>::from_query(req.query_string())
+        .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?
+        .into_inner();
+    let limit = parse_limit(query.limit.as_deref())?;
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut data = state
+        .store
+        .users()
+        .list(after, i64::from(limit) + 1)
+        .await?;
+    let next_cursor = if data.len() > limit as usize {
+        data.truncate(limit as usize);
+        data.last().map(|user| encode_cursor(user.id))
+    } else {
+        None
+    };
+    let mut response = HttpResponse::Ok();
+    if let Some(cursor) = &next_cursor {
+        response.insert_header((
+            header::LINK,
+            format!("</api/v1/users?limit={limit}&cursor={cursor}>; rel=\"next\""),
+        ));
+    }
+    Ok(response.json(UserPage { data, next_cursor }))
+}
+
+fn parse_id(raw: &str) -> Result<UserId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::BadRequest("the id in the path is not a UUID".into()))
+}
+
+/// `GET /api/v1/users/{id}`: admins, or the user themself; 404 otherwise.
+#[get("/api/v1/users/{id}")]
+async fn get_one(
+    state: web::Data<AppState>,
+    caller: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    if id != caller.id && !caller.is_admin(&state).await? {
+        return Err(ApiError::NotFound);
+    }
+    let user = state.store.users().find_by_id(id).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+fn change_error(error: UserChangeError) -> ApiError {
+    match error {
+        UserChangeError::Domain(error) => error.into(),
+        UserChangeError::Store(error) => error.into(),
+    }
+}
+
+/// `PATCH /api/v1/users/{id}` (admins): `role` and `name`; demoting the
+/// last admin is 409.
+#[patch("/api/v1/users/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<String>,
+    body: ValidatedJson<UserPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let input = body.into_inner();
+    let user = state
+        .store
+        .users()
+        .update(
+            id,
+            &UserUpdate {
+                role: input.role,
+                name: input.name,
+            },
+        )
+        .await
+        .map_err(change_error)?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// `DELETE /api/v1/users/{id}` (admins): 204; the user's projects and
+/// refresh tokens go too.
+#[delete("/api/v1/users/{id}")]
+async fn remove(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    state
+        .store
+        .users()
+        .delete_unless_last_admin(id)
+        .await
+        .map_err(change_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
