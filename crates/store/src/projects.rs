@@ -2,7 +2,9 @@
 //!
 //! Visibility is part of every statement (`owner_id = caller OR admin`), so a
 //! project the caller may not see behaves exactly like one that does not
-//! exist, and no read-then-check race is possible. Lists page by keyset: each
+//! exist, and no read-then-check race is possible. The admin rights a token
+//! claims are confirmed against `users` inside the same statement, so that a
+//! demoted admin loses them at once without an extra round trip. Lists page by keyset: each
 //! (scope, sort, status, first-or-next) shape is its own statement whose
 //! `WHERE` and `ORDER BY` match one of the V1 indexes, so that a page costs
 //! the same whatever its depth.
@@ -57,7 +59,7 @@ const INSERT: Sql = Sql::new(
 const FIND: Sql = Sql::new(
     "projects.find",
     "SELECT id, owner_id, name, description, status, version, created_at, updated_at \
-     FROM projects WHERE id = $1 AND (owner_id = $2 OR $3)",
+     FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
 );
 /// `$5` says whether the description is sent at all (`$6` may be NULL to
 /// clear it); `$8` lists the versions an `If-Match` accepts (NULL: any).
@@ -66,16 +68,16 @@ const UPDATE: Sql = Sql::new(
     "UPDATE projects SET name = COALESCE($4, name), \
      description = CASE WHEN $5 THEN $6 ELSE description END, \
      status = COALESCE($7, status) \
-     WHERE id = $1 AND (owner_id = $2 OR $3) AND ($8::int4[] IS NULL OR version = ANY($8)) \
+     WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin'))) AND ($8::int4[] IS NULL OR version = ANY($8)) \
      RETURNING id, owner_id, name, description, status, version, created_at, updated_at",
 );
 const CURRENT_VERSION: Sql = Sql::new(
     "projects.current_version",
-    "SELECT version FROM projects WHERE id = $1 AND (owner_id = $2 OR $3)",
+    "SELECT version FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
 );
 const DELETE: Sql = Sql::new(
     "projects.delete",
-    "DELETE FROM projects WHERE id = $1 AND (owner_id = $2 OR $3)",
+    "DELETE FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
 );
 
 /// The statement of each list shape. A shape is the scope (one owner or

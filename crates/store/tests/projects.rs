@@ -13,12 +13,16 @@ use projects_store::{NewUser, PlanKind, ProjectUpdate, Store, StoreError};
 use projects_testkit::TestDb;
 
 async fn user(store: &Store, email: &str) -> UserId {
+    user_with_role(store, email, Role::User).await
+}
+
+async fn user_with_role(store: &Store, email: &str, role: Role) -> UserId {
     store
         .users()
         .insert(&NewUser {
             email: Email::parse(email).expect("valid email"),
             name: "Someone".into(),
-            role: Role::User,
+            role,
             password_hash: "not-a-real-hash".into(),
         })
         .await
@@ -64,8 +68,15 @@ async fn a_project_is_visible_to_its_owner_and_admins_only() {
 
     let found = store.projects().find(owner(ada), created.id).await;
     assert_eq!(found.ok(), Some(created.clone()));
-    let admin = ProjectAccess::new(bob, true);
+    let root = user_with_role(store, "root@example.com", Role::Admin).await;
+    let admin = ProjectAccess::new(root, true);
     assert!(store.projects().find(admin, created.id).await.is_ok());
+    // A token that claims admin rights the database no longer grants.
+    let demoted = ProjectAccess::new(bob, true);
+    assert!(matches!(
+        store.projects().find(demoted, created.id).await,
+        Err(StoreError::NotFound)
+    ));
 
     let stranger = owner(bob);
     assert!(matches!(
