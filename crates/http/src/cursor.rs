@@ -39,8 +39,7 @@ impl std::fmt::Debug for CursorCodec {
 /// business but ours.
 fn bad_cursor() -> ApiError {
     ApiError::BadRequest(
-        "`cursor` is not a cursor this server issued for this list: start again without it"
-            .into(),
+        "`cursor` is not a cursor this server issued for this list: start again without it".into(),
     )
 }
 
@@ -107,7 +106,10 @@ mod tests {
         let codec = CursorCodec::from_secret(b"a secret of at least thirty-two bytes!");
         let cursor = cursor();
         let text = codec.encode(&cursor);
-        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(codec.decode(&text).ok(), Some(cursor));
     }
 
@@ -124,7 +126,13 @@ mod tests {
         }
         let other = CursorCodec::from_secret(b"another secret of thirty-two bytes!!");
         assert!(other.decode(&text).is_err(), "a foreign key");
-        for junk in ["", "!!!", "abc", &"A".repeat(5_000), &text[..text.len() - 2]] {
+        for junk in [
+            "",
+            "!!!",
+            "abc",
+            &"A".repeat(5_000),
+            &text[..text.len() - 2],
+        ] {
             assert!(codec.decode(junk).is_err(), "{junk:?}");
         }
     }

@@ -17,7 +17,7 @@ mod state;
 mod users;
 
 pub use app::{app, configure};
-pub use cursor::CursorCodec;
 pub use auth::Tokens;
+pub use cursor::CursorCodec;
 pub use error::{ApiError, FieldError};
 pub use state::{AppState, HttpConfig, TEST_JWT_SECRET, test_token_config};

@@ -13,8 +13,8 @@ use std::sync::LazyLock;
 
 use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
-    Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery,
-    ProjectScope, ProjectSort, ProjectStatus, Slice, UserId,
+    Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery, ProjectScope, ProjectSort,
+    ProjectStatus, Slice, UserId,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;

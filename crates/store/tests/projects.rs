@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
-    Email, Limit, Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery,
-    ProjectScope, ProjectSort, ProjectStatus, Role, UserId,
+    Email, Limit, Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery, ProjectScope,
+    ProjectSort, ProjectStatus, Role, UserId,
 };
 use projects_store::{NewUser, PlanKind, ProjectUpdate, Store, StoreError};
 use projects_testkit::TestDb;

@@ -75,9 +75,7 @@ fn some_status<'de, D: Deserializer<'de>>(
 }
 
 /// A field that is present, whether `null` or a value.
-fn present<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
@@ -124,7 +122,10 @@ mod tests {
         let report = project.validate().expect_err("invalid");
         assert_eq!(failing_fields(report), ["description", "name"]);
         let missing = new_project(json!({}));
-        assert_eq!(failing_fields(missing.validate().expect_err("invalid")), ["name"]);
+        assert_eq!(
+            failing_fields(missing.validate().expect_err("invalid")),
+            ["name"]
+        );
     }
 
     #[test]
@@ -146,8 +147,9 @@ mod tests {
             serde_json::from_value(json!({ "description": null })).expect("deserialises");
         assert_eq!(cleared.description, Some(None));
         assert!(!cleared.is_empty());
-        let set: ProjectPatch = serde_json::from_value(json!({ "description": "d", "name": " N " }))
-            .expect("deserialises");
+        let set: ProjectPatch =
+            serde_json::from_value(json!({ "description": "d", "name": " N " }))
+                .expect("deserialises");
         assert_eq!(set.description, Some(Some("d".into())));
         assert_eq!(set.name.as_deref(), Some("N"));
     }

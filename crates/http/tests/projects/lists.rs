@@ -12,8 +12,11 @@ use serde_json::json;
 use super::crud::create;
 
 async fn list(app: &TestApp, user: &TestUser, query: &str) -> TestResponse {
-    app.get(&format!("/api/v1/projects{query}"), Some(&user.access_token))
-        .await
+    app.get(
+        &format!("/api/v1/projects{query}"),
+        Some(&user.access_token),
+    )
+    .await
 }
 
 fn names(response: &TestResponse) -> Vec<String> {
@@ -30,14 +33,22 @@ async fn lists_sort_filter_and_page_with_a_link_header() {
     let app = TestApp::new().await;
     let ada = app.user().await;
     let bob = app.user().await;
-    for (name, status) in [("charlie", "active"), ("alpha", "archived"), ("bravo", "active")] {
+    for (name, status) in [
+        ("charlie", "active"),
+        ("alpha", "archived"),
+        ("bravo", "active"),
+    ] {
         create(&app, &ada, json!({ "name": name, "status": status })).await;
     }
     create(&app, &bob, json!({ "name": "delta" })).await;
 
     let default = list(&app, &ada, "").await;
     assert_eq!(default.status, StatusCode::OK);
-    assert_eq!(names(&default), ["bravo", "alpha", "charlie"], "newest first");
+    assert_eq!(
+        names(&default),
+        ["bravo", "alpha", "charlie"],
+        "newest first"
+    );
     assert!(default.body["next_cursor"].is_null());
     assert_eq!(default.header("link"), None);
     for (sort, expected) in [
@@ -76,17 +87,30 @@ async fn bad_query_parameters_are_400() {
     let app = TestApp::new().await;
     let ada = app.user().await;
     for query in [
-        "?limit=0", "?limit=101", "?limit=abc", "?sort=id", "?status=gone",
-        "?owner_id=12", "?all=yes", "?colour=red",
+        "?limit=0",
+        "?limit=101",
+        "?limit=abc",
+        "?sort=id",
+        "?status=gone",
+        "?owner_id=12",
+        "?all=yes",
+        "?colour=red",
     ] {
         let response = list(&app, &ada, query).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
-        assert_eq!(response.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/problem+json")
+        );
     }
     let response = list(&app, &ada, "?limit=101").await;
     assert_eq!(response.body["detail"], "`limit` must be between 1 and 100");
     for query in ["?limit=1", "?limit=100"] {
-        assert_eq!(list(&app, &ada, query).await.status, StatusCode::OK, "{query}");
+        assert_eq!(
+            list(&app, &ada, query).await.status,
+            StatusCode::OK,
+            "{query}"
+        );
     }
 }
 
@@ -99,15 +123,29 @@ async fn owner_id_and_all_are_for_admins_only() {
     create(&app, &ada, json!({ "name": "ada's" })).await;
     create(&app, &bob, json!({ "name": "bob's" })).await;
 
-    for query in [format!("?owner_id={}", bob.id), "?all=true".to_owned(), format!("?owner_id={}", ada.id)] {
+    for query in [
+        format!("?owner_id={}", bob.id),
+        "?all=true".to_owned(),
+        format!("?owner_id={}", ada.id),
+    ] {
         let response = list(&app, &ada, &query).await;
         assert_eq!(response.status, StatusCode::FORBIDDEN, "{query}");
     }
     assert_eq!(names(&list(&app, &ada, "?all=false").await), ["ada's"]);
 
-    assert_eq!(names(&list(&app, &root, &format!("?owner_id={}", bob.id)).await), ["bob's"]);
-    assert_eq!(names(&list(&app, &root, "?all=true&sort=name").await), ["ada's", "bob's"]);
-    assert_eq!(names(&list(&app, &root, "").await), Vec::<String>::new(), "an admin's own");
+    assert_eq!(
+        names(&list(&app, &root, &format!("?owner_id={}", bob.id)).await),
+        ["bob's"]
+    );
+    assert_eq!(
+        names(&list(&app, &root, "?all=true&sort=name").await),
+        ["ada's", "bob's"]
+    );
+    assert_eq!(
+        names(&list(&app, &root, "").await),
+        Vec::<String>::new(),
+        "an admin's own"
+    );
     let both = list(&app, &root, &format!("?all=true&owner_id={}", bob.id)).await;
     assert_eq!(both.status, StatusCode::BAD_REQUEST);
 }
@@ -122,15 +160,24 @@ async fn tampered_foreign_and_malformed_cursors_are_400() {
         create(&app, &bob, json!({ "name": format!("b{n}") })).await;
     }
     let first = list(&app, &ada, "?sort=name&limit=1").await;
-    let cursor = first.body["next_cursor"].as_str().expect("a cursor").to_owned();
-    assert_eq!(list(&app, &ada, &format!("?sort=name&limit=1&cursor={cursor}")).await.status, StatusCode::OK);
+    let cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("a cursor")
+        .to_owned();
+    assert_eq!(
+        list(&app, &ada, &format!("?sort=name&limit=1&cursor={cursor}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     // Flip one bit of the payload (say, in the name or the owner id).
     let mut bytes = URL_SAFE_NO_PAD.decode(&cursor).expect("base64url");
     bytes[10] ^= 0x01;
     let tampered = URL_SAFE_NO_PAD.encode(&bytes);
     // A payload edited in plain sight with the old tag.
-    let text = String::from_utf8_lossy(&bytes[..bytes.len() - 32]).replace(&ada.id.to_string(), &bob.id.to_string());
+    let text = String::from_utf8_lossy(&bytes[..bytes.len() - 32])
+        .replace(&ada.id.to_string(), &bob.id.to_string());
     let mut forged = text.into_bytes();
     forged.extend_from_slice(&bytes[bytes.len() - 32..]);
     let forged = URL_SAFE_NO_PAD.encode(&forged);
@@ -147,8 +194,16 @@ async fn tampered_foreign_and_malformed_cursors_are_400() {
         (&bob, format!("?sort=name&cursor={cursor}")),
     ] {
         let response = list(&app, who, &query).await;
-        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}: {}", response.text);
-        assert_eq!(response.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            response.text
+        );
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/problem+json")
+        );
     }
 }
 
@@ -161,7 +216,10 @@ async fn walking_a_list_never_repeats_or_skips_a_surviving_project() {
     let ada = app.user().await;
     let client = app.db.client().await;
     for sort in ["-created_at", "created_at", "name", "-name"] {
-        client.batch_execute("DELETE FROM projects").await.expect("clear");
+        client
+            .batch_execute("DELETE FROM projects")
+            .await
+            .expect("clear");
         // Groups of equal names and equal creation times: ties by id.
         client
             .execute(
@@ -197,7 +255,9 @@ async fn walking_a_list_never_repeats_or_skips_a_surviving_project() {
                 seen.push(project["id"].as_str().unwrap_or_default().to_owned());
             }
             pages += 1;
-            let Some(cursor) = page.body["next_cursor"].as_str() else { break };
+            let Some(cursor) = page.body["next_cursor"].as_str() else {
+                break;
+            };
             query = format!("?sort={sort}&limit=6&cursor={cursor}");
             for name in ["a-first", "p5", "z-last"] {
                 create(&app, &ada, json!({ "name": name })).await;
