@@ -145,7 +145,11 @@ async fn list(
             Some(cursor.after)
         }
     };
-    let slice = state.store.projects().list(&query, after.as_ref()).await?;
+    let slice = state
+        .store
+        .projects()
+        .list(access(&caller), &query, after.as_ref())
+        .await?;
     let next_cursor = slice.next.map(|after| {
         codec.encode(&ProjectCursor {
             sort: query.sort,

@@ -80,17 +80,20 @@ const DELETE: Sql = Sql::new(
     "DELETE FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
 );
 
-/// The statement of each list shape. A shape is the scope (one owner or
-/// all), the sort, whether a status is filtered and whether the page starts
-/// after a cursor; each gets a text without optional clauses, so that the
-/// planner sees a plain index range scan in every case.
+/// The statement of each list shape. A shape is whether the caller's admin
+/// rights must be confirmed (any list but their own), the scope (one owner
+/// or all), the sort, whether a status is filtered and whether the page
+/// starts after a cursor; each gets a text without optional clauses, so
+/// that the planner sees a plain index range scan in every case.
 static LIST: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut statements = Vec::with_capacity(32);
-    for all in [false, true] {
-        for sort in ProjectSort::ALL {
-            for status in [false, true] {
-                for after in [false, true] {
-                    statements.push(list_sql(all, sort, status, after));
+    let mut statements = Vec::with_capacity(64);
+    for admin in [false, true] {
+        for all in [false, true] {
+            for sort in ProjectSort::ALL {
+                for status in [false, true] {
+                    for after in [false, true] {
+                        statements.push(list_sql(admin, all, sort, status, after));
+                    }
                 }
             }
         }
@@ -98,21 +101,33 @@ static LIST: LazyLock<Vec<String>> = LazyLock::new(|| {
     statements
 });
 
-fn shape_index(all: bool, sort: ProjectSort, status: bool, after: bool) -> usize {
+fn shape_index(admin: bool, all: bool, sort: ProjectSort, status: bool, after: bool) -> usize {
     let sort_index = ProjectSort::ALL
         .iter()
         .position(|candidate| *candidate == sort)
         .unwrap_or_default();
-    usize::from(all) * 16 + sort_index * 4 + usize::from(status) * 2 + usize::from(after)
+    usize::from(admin) * 32
+        + usize::from(all) * 16
+        + sort_index * 4
+        + usize::from(status) * 2
+        + usize::from(after)
 }
 
-fn list_sql(all: bool, sort: ProjectSort, status: bool, after: bool) -> String {
+fn list_sql(admin: bool, all: bool, sort: ProjectSort, status: bool, after: bool) -> String {
     let mut conditions = Vec::new();
     let mut next = 0;
     let mut param = || {
         next += 1;
         format!("${next}")
     };
+    if admin {
+        // Evaluated once per statement (an InitPlan): the admin rights a
+        // token claims, confirmed by the database in the same statement.
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM users WHERE id = {} AND role = 'admin')",
+            param()
+        ));
+    }
     if !all {
         conditions.push(format!("owner_id = {}", param()));
     }
@@ -285,13 +300,16 @@ impl Projects<'_> {
 
     /// One page of `query`, starting after `after` (the first page if
     /// `None`), with the key to continue from if more rows follow. The
-    /// caller must have checked that `after` fits `query.sort`.
+    /// caller must have checked that `after` fits `query.sort`. Any list
+    /// but the caller's own is empty unless the database confirms that the
+    /// caller is an admin.
     pub async fn list(
         &self,
+        access: ProjectAccess,
         query: &ProjectListQuery,
         after: Option<&ProjectKey>,
     ) -> Result<Slice<Project, ProjectKey>, StoreError> {
-        let (sql, params) = ListStatement::new(query, after);
+        let (sql, params) = ListStatement::new(access, query, after);
         let client = self.store.client().await?;
         let rows = self.store.slow.query(&client, &sql, &params.refs()).await?;
         let limit = usize::from(query.limit.get());
@@ -315,11 +333,12 @@ impl Projects<'_> {
     /// served by an index).
     pub async fn explain_list(
         &self,
+        access: ProjectAccess,
         query: &ProjectListQuery,
         after: Option<&ProjectKey>,
         kind: PlanKind,
     ) -> Result<String, StoreError> {
-        let (sql, params) = ListStatement::new(query, after);
+        let (sql, params) = ListStatement::new(access, query, after);
         let mut client = self.store.client().await?;
         let transaction = client.transaction().await?;
         let mode = match kind {
@@ -429,11 +448,25 @@ impl ListStatement {
     /// The statement of `query`'s shape and its parameters, in the order
     /// `list_sql` numbers them.
     #[expect(clippy::new_ret_no_self, reason = "builds the pair a list query runs")]
-    fn new(query: &ProjectListQuery, after: Option<&ProjectKey>) -> (Sql, ListParams) {
+    fn new(
+        access: ProjectAccess,
+        query: &ProjectListQuery,
+        after: Option<&ProjectKey>,
+    ) -> (Sql, ListParams) {
         let all = query.scope == ProjectScope::All;
-        let index = shape_index(all, query.sort, query.status.is_some(), after.is_some());
+        let admin = query.scope != ProjectScope::Owner(access.caller);
+        let index = shape_index(
+            admin,
+            all,
+            query.sort,
+            query.status.is_some(),
+            after.is_some(),
+        );
         let sql = Sql::new("projects.list", LIST[index].as_str());
-        let mut params = Vec::with_capacity(5);
+        let mut params = Vec::with_capacity(6);
+        if admin {
+            params.push(ListParam::Uuid(*access.caller.as_uuid()));
+        }
         if let ProjectScope::Owner(owner) = query.scope {
             params.push(ListParam::Uuid(*owner.as_uuid()));
         }
@@ -478,15 +511,17 @@ mod tests {
 
     #[test]
     fn every_shape_has_its_own_statement() {
-        assert_eq!(LIST.len(), 32);
+        assert_eq!(LIST.len(), 64);
         let mut seen = std::collections::HashSet::new();
-        for all in [false, true] {
-            for sort in ProjectSort::ALL {
-                for status in [false, true] {
-                    for after in [false, true] {
-                        let index = shape_index(all, sort, status, after);
-                        assert!(seen.insert(index));
-                        assert_eq!(LIST[index], list_sql(all, sort, status, after));
+        for admin in [false, true] {
+            for all in [false, true] {
+                for sort in ProjectSort::ALL {
+                    for status in [false, true] {
+                        for after in [false, true] {
+                            let index = shape_index(admin, all, sort, status, after);
+                            assert!(seen.insert(index));
+                            assert_eq!(LIST[index], list_sql(admin, all, sort, status, after));
+                        }
                     }
                 }
             }
@@ -496,7 +531,7 @@ mod tests {
     #[test]
     fn keyset_conditions_follow_the_sort() {
         assert_eq!(
-            list_sql(false, ProjectSort::CreatedAtDesc, true, true),
+            list_sql(false, false, ProjectSort::CreatedAtDesc, true, true),
             format!(
                 "SELECT {COLUMNS} FROM projects WHERE owner_id = $1 AND status = $2 AND \
                  (created_at, id) < ($3::timestamptz, $4::uuid) \
@@ -504,8 +539,12 @@ mod tests {
             )
         );
         assert_eq!(
-            list_sql(true, ProjectSort::NameAsc, false, false),
-            format!("SELECT {COLUMNS} FROM projects ORDER BY name ASC, id ASC LIMIT $1")
+            list_sql(true, true, ProjectSort::NameAsc, false, false),
+            format!(
+                "SELECT {COLUMNS} FROM projects \
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND role = 'admin') \
+                 ORDER BY name ASC, id ASC LIMIT $2"
+            )
         );
     }
 }

@@ -424,3 +424,36 @@ async fn delete_is_204_then_404() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[actix_web::test]
+async fn a_demoted_admin_loses_access_at_once_despite_the_token() {
+    let app = TestApp::new().await;
+    let ada = app.user().await;
+    let root = app.admin().await;
+    let project = create(&app, &ada, json!({ "name": "Apollo" })).await;
+    app.state
+        .store
+        .users()
+        .set_role(root.id, projects_domain::Role::User)
+        .await
+        .expect("demote");
+    // The token still claims `admin`; the database says otherwise.
+    let url = path(&project);
+    assert_eq!(
+        app.get(&url, Some(&root.access_token)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&url, Some(&root.access_token)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let everyone = app
+        .get("/api/v1/projects?all=true", Some(&root.access_token))
+        .await;
+    assert_eq!(everyone.status, StatusCode::OK);
+    assert_eq!(everyone.body["data"], json!([]));
+    assert_eq!(
+        app.get(&url, Some(&ada.access_token)).await.status,
+        StatusCode::OK
+    );
+}
