@@ -1,8 +1,10 @@
 //! `projects-api`: the server binary. It reads the configuration, sets up
-//! logging, and runs one of the commands: `serve` (the default) or `migrate`.
+//! logging, and runs one of the commands: `serve` (the default), `migrate` or
+//! `create-admin`.
 //! Business logic lives in the library crates, never here.
 
 mod config;
+mod create_admin;
 mod server;
 mod telemetry;
 
@@ -26,6 +28,16 @@ enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Create an admin, or promote an existing user; the password comes from
+    /// ADMIN_PASSWORD or standard input.
+    CreateAdmin {
+        /// The admin's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// The admin's display name (used when the user is created).
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// Exit code for a configuration the server refuses to start with.
@@ -49,6 +61,17 @@ fn main() -> ExitCode {
             DatabaseConfig::from_lookup(|name| std::env::var(name).ok()).map(|database| {
                 telemetry::init(telemetry::format_from_env());
                 run(server::migrate(database))
+            })
+        }
+        Command::CreateAdmin { email, name } => {
+            DatabaseConfig::from_lookup(|variable| std::env::var(variable).ok()).map(|database| {
+                let source = match std::env::var("ADMIN_PASSWORD") {
+                    Ok(password) if !password.is_empty() => {
+                        create_admin::PasswordSource::Env(password.into())
+                    }
+                    _ => create_admin::PasswordSource::Stdin,
+                };
+                create_admin::main(database, &email, &name, source)
             })
         }
     };

@@ -23,13 +23,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let applied = store.migrate().await.context("cannot apply migrations")?;
         tracing::info!(migrations.applied = applied, "database is up to date");
     }
+    let passwords = PasswordHasher::default();
+    passwords.warm_up().await.context("cannot hash passwords")?;
     let state = AppState::new(
         store.clone(),
         HttpConfig {
             body_limit: config.body_limit,
         },
         TokenService::new(token_config(&config)),
-        PasswordHasher::default(),
+        passwords,
     );
     let server = HttpServer::new(move || projects_http::app(state.clone()))
         .bind(config.bind_addr)

@@ -103,6 +103,12 @@ impl PasswordHasher {
         .await?
     }
 
+    /// Computes the dummy hash now, so that the first login for an unknown
+    /// e-mail does not cost two hashes (which would tell it apart).
+    pub async fn warm_up(&self) -> Result<(), AuthError> {
+        self.dummy_hash().await.map(|_| ())
+    }
+
     /// Whether a stored hash already uses this hasher's parameters.
     pub fn is_current(&self, stored: &str) -> bool {
         PasswordHash::new(stored).is_ok_and(|parsed| is_current(&parsed, &self.params))

@@ -181,8 +181,9 @@ async fn login(
                 .map(|found| found.password_hash.as_str()),
         )
         .await?;
+    let known_user = credentials.as_ref().map(|found| found.user.id);
     let (Verification::Match { rehashed }, Some(credentials)) = (verification, credentials) else {
-        log_attempt(&req, "login", "failure", None);
+        log_attempt(&req, "login", "failure", known_user);
         return Err(ApiError::InvalidCredentials(BAD_CREDENTIALS));
     };
     let user = credentials.user;

@@ -250,6 +250,18 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::InvalidToken(reason) => ApiError::InvalidToken(reason.message()),
+            error @ (AuthError::Hashing
+            | AuthError::MalformedHash
+            | AuthError::HasherClosed
+            | AuthError::Signing) => ApiError::Internal(Box::new(error)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,17 +342,5 @@ mod tests {
             "password_hash"
         );
         assert_eq!(constraint_field(None), "body");
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::InvalidToken(reason) => ApiError::InvalidToken(reason.message()),
-            error @ (AuthError::Hashing
-            | AuthError::MalformedHash
-            | AuthError::HasherClosed
-            | AuthError::Signing) => ApiError::Internal(Box::new(error)),
-        }
     }
 }

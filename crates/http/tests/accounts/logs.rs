@@ -1,0 +1,133 @@
+//! Logs never contain a password, a hash, a token or an e-mail address.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use projects_testkit::{TEST_PASSWORD, TestApp, unique_email};
+use serde_json::json;
+
+/// A `MakeWriter` into a shared buffer.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the log buffer")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[actix_web::test]
+async fn a_full_flow_logs_no_secret() {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(buffer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::new().await;
+    let email = unique_email("Secretive");
+    let (user, tokens) = app.register(&email, "Secretive", TEST_PASSWORD).await;
+    let (_, tokens2) = app.login(&email, TEST_PASSWORD).await;
+    let wrong = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "email": email, "password": "wrong horse battery staple" }),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let refreshed = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({ "refresh_token": tokens2["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200);
+    let reused = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({ "refresh_token": tokens2["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(reused.status, 401);
+    let new_password = "a different horse, battery and staple";
+    let changed = app
+        .patch_json(
+            "/api/v1/users/me",
+            tokens["access_token"].as_str(),
+            &json!({ "password": new_password, "current_password": TEST_PASSWORD }),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    let logout = app
+        .post_json(
+            "/api/v1/auth/logout",
+            None,
+            &json!({ "refresh_token": tokens["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(logout.status, 204);
+
+    let hash: String = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT password_hash FROM users", &[])
+        .await
+        .expect("the user")
+        .get(0);
+    let logs = String::from_utf8(buffer.0.lock().expect("the log buffer").clone()).expect("utf-8");
+    assert!(
+        logs.contains("authentication attempt"),
+        "attempts are logged"
+    );
+    assert!(
+        logs.contains(user["id"].as_str().expect("an id")),
+        "with the user id"
+    );
+    let secrets = [
+        TEST_PASSWORD,
+        new_password,
+        "wrong horse battery staple",
+        &hash,
+        tokens["access_token"].as_str().expect("a token"),
+        tokens["refresh_token"].as_str().expect("a token"),
+        tokens2["access_token"].as_str().expect("a token"),
+        tokens2["refresh_token"].as_str().expect("a token"),
+        refreshed.body["tokens"]["refresh_token"]
+            .as_str()
+            .expect("a token"),
+        &email,
+        &email.to_lowercase(),
+    ];
+    for secret in secrets {
+        assert!(
+            !logs.contains(secret),
+            "the logs contain a secret: {secret}"
+        );
+    }
+    // Responses never carry one either.
+    for body in [&wrong.text, &reused.text, &changed.text] {
+        assert!(!body.contains(TEST_PASSWORD) && !body.contains(&hash));
+    }
+}
