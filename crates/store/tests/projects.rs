@@ -557,3 +557,40 @@ async fn every_list_shape_is_served_by_an_index() {
     }
     assert_eq!(checked, 96);
 }
+
+/// Two writers holding the same version race: exactly one wins, the other
+/// is told its version is stale (the row lock makes the loser re-check the
+/// version after the winner commits).
+#[tokio::test]
+async fn concurrent_writers_with_the_same_version_cannot_both_win() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let ada = user(store, "ada@example.com").await;
+    for round in 0..5 {
+        let created = store
+            .projects()
+            .create(ada, &new_project(&format!("race {round}")))
+            .await
+            .expect("create");
+        let patch = |name: &str| ProjectPatch {
+            name: Some(name.into()),
+            ..ProjectPatch::default()
+        };
+        let (first, second) = (patch("first"), patch("second"));
+        let projects = store.projects();
+        let (a, b) = tokio::join!(
+            projects.update(owner(ada), created.id, &first, Some(&[1])),
+            projects.update(owner(ada), created.id, &second, Some(&[1])),
+        );
+        let outcomes = [a.expect("first writer"), b.expect("second writer")];
+        let applied = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, ProjectUpdate::Applied(p) if p.version == 2))
+            .count();
+        let stale = outcomes
+            .iter()
+            .filter(|outcome| **outcome == ProjectUpdate::Stale { current_version: 2 })
+            .count();
+        assert_eq!((applied, stale), (1, 1), "{outcomes:?}");
+    }
+}
