@@ -9,12 +9,19 @@ mod email;
 mod error;
 mod ids;
 pub mod inputs;
+mod pagination;
+mod project_access;
 mod projects;
 mod users;
 
 pub use email::{Email, InvalidEmail};
 pub use error::DomainError;
 pub use ids::{ProjectId, UserId};
+pub use pagination::{
+    InvalidLimit, InvalidSort, Limit, Page, ProjectCursor, ProjectKey, ProjectListQuery,
+    ProjectScope, ProjectSort, Slice,
+};
+pub use project_access::ProjectAccess;
 pub use projects::{Project, ProjectStatus};
 pub use users::{Role, User, ensure_an_admin_remains};
 

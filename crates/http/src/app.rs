@@ -4,19 +4,38 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
 
-use crate::{ApiError, AppState, auth, health, users};
+use crate::{ApiError, AppState, auth, health, projects, users};
 
 /// Mounts every route and the shared state. The binary and the tests both
 /// build the server from this, so the tests drive the real application.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
+            .app_data(path_config())
+            .app_data(query_config())
             .service(health::live)
             .service(health::ready)
             .configure(auth::routes)
             .configure(users::routes)
+            .configure(projects::routes)
             .default_service(web::to(not_found));
     }
+}
+
+/// A path that does not fit its route's types (every path parameter is an
+/// id) is a 400 problem, not actix's plain-text 404.
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| {
+        ApiError::BadRequest("the id in the path is not a UUID".into()).into()
+    })
+}
+
+/// A query string that does not fit a handler's `web::Query` type is a 400
+/// problem naming what is wrong.
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _| {
+        ApiError::BadRequest(format!("a query parameter is invalid: {error}")).into()
+    })
 }
 
 /// The whole application with its middleware.

@@ -8,13 +8,16 @@
 
 mod app;
 mod auth;
+mod cursor;
 mod error;
 pub mod extract;
 mod health;
+mod projects;
 mod state;
 mod users;
 
 pub use app::{app, configure};
 pub use auth::Tokens;
+pub use cursor::CursorCodec;
 pub use error::{ApiError, FieldError};
 pub use state::{AppState, HttpConfig, TEST_JWT_SECRET, test_token_config};

@@ -9,11 +9,13 @@
 mod error;
 mod migrations;
 mod pool;
+mod projects;
 mod refresh_tokens;
 mod statement;
 mod users;
 
 pub use error::StoreError;
 pub use pool::{PoolStatus, Store, StoreConfig};
+pub use projects::{PlanKind, ProjectUpdate, Projects};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokens, Rotation};
 pub use users::{Credentials, NewUser, UserChangeError, UserUpdate, Users};

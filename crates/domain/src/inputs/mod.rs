@@ -12,10 +12,12 @@
 //! deserialisation at the first problem.
 
 mod accounts;
+mod projects;
 
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 
 pub use accounts::{Login, PasswordChange, RefreshRequest, Registration, UserPatch, UserSelfPatch};
+pub use projects::{MAX_DESCRIPTION_CHARS, MAX_PROJECT_NAME_CHARS, NewProject, ProjectPatch};
 
 /// A request body type: deserialisable, validated by `garde`, with a known
 /// set of fields.

@@ -4,6 +4,8 @@
 
 mod current_user;
 mod json;
+mod list_query;
 
 pub use current_user::{AdminUser, CurrentUser};
 pub use json::ValidatedJson;
+pub use list_query::ProjectListParams;

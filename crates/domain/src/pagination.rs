@@ -1,0 +1,301 @@
+//! Keyset pagination: the page size, the sort orders of the project list, the
+//! position a page ends at, and the cursor payload that carries it between
+//! requests.
+//!
+//! A cursor is bound to the query it was made for (sort, scope, status), so
+//! that a cursor from one list cannot silently continue another. Encoding and
+//! signing the payload is the HTTP layer's job; this module only says what is
+//! in it and when it fits a query.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ProjectId, ProjectStatus, Timestamp, UserId};
+
+/// How many items a page holds: 1 to 100, 20 by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Limit(u8);
+
+/// The limit was outside 1..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("`limit` must be between {min} and {max}", min = Limit::MIN, max = Limit::MAX)]
+pub struct InvalidLimit;
+
+impl Limit {
+    pub const MIN: u8 = 1;
+    pub const MAX: u8 = 100;
+    pub const DEFAULT: Limit = Limit(20);
+
+    pub fn new(value: i64) -> Result<Self, InvalidLimit> {
+        u8::try_from(value)
+            .ok()
+            .filter(|value| (Self::MIN..=Self::MAX).contains(value))
+            .map(Self)
+            .ok_or(InvalidLimit)
+    }
+
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for Limit {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The orders the project list offers; ties are broken by id in the same
+/// direction, so that every order is total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProjectSort {
+    #[serde(rename = "created_at")]
+    CreatedAtAsc,
+    /// Newest first: the default.
+    #[default]
+    #[serde(rename = "-created_at")]
+    CreatedAtDesc,
+    #[serde(rename = "name")]
+    NameAsc,
+    #[serde(rename = "-name")]
+    NameDesc,
+}
+
+/// The sort was not one the list offers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`sort` must be one of `created_at`, `-created_at`, `name`, `-name`")]
+pub struct InvalidSort;
+
+impl ProjectSort {
+    pub const ALL: [ProjectSort; 4] = [
+        ProjectSort::CreatedAtAsc,
+        ProjectSort::CreatedAtDesc,
+        ProjectSort::NameAsc,
+        ProjectSort::NameDesc,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProjectSort::CreatedAtAsc => "created_at",
+            ProjectSort::CreatedAtDesc => "-created_at",
+            ProjectSort::NameAsc => "name",
+            ProjectSort::NameDesc => "-name",
+        }
+    }
+
+    pub const fn descending(self) -> bool {
+        matches!(self, ProjectSort::CreatedAtDesc | ProjectSort::NameDesc)
+    }
+
+    pub const fn by_name(self) -> bool {
+        matches!(self, ProjectSort::NameAsc | ProjectSort::NameDesc)
+    }
+
+    /// Where `project` stands in this order: the cursor key after it.
+    pub fn key_of(self, project: &crate::Project) -> ProjectKey {
+        if self.by_name() {
+            ProjectKey::Name {
+                name: project.name.clone(),
+                id: project.id,
+            }
+        } else {
+            ProjectKey::CreatedAt {
+                created_at: project.created_at,
+                id: project.id,
+            }
+        }
+    }
+}
+
+impl fmt::Display for ProjectSort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProjectSort {
+    type Err = InvalidSort;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProjectSort::ALL
+            .into_iter()
+            .find(|sort| sort.as_str() == s)
+            .ok_or(InvalidSort)
+    }
+}
+
+/// Whose projects a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectScope {
+    /// One owner's projects: the caller's own, or (admins) anyone's.
+    Owner(UserId),
+    /// Every project (admins only).
+    All,
+}
+
+/// One list request, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectListQuery {
+    pub scope: ProjectScope,
+    pub status: Option<ProjectStatus>,
+    pub sort: ProjectSort,
+    pub limit: Limit,
+}
+
+/// The last row of a page in the page's order: its sort column and its id.
+/// Timestamps travel as RFC 3339 with every fractional digit, so that the key
+/// compares exactly equal to the stored (microsecond) value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectKey {
+    CreatedAt {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: Timestamp,
+        id: ProjectId,
+    },
+    Name {
+        name: String,
+        id: ProjectId,
+    },
+}
+
+impl ProjectKey {
+    /// Whether this key can continue a list in `sort`.
+    pub fn fits(&self, sort: ProjectSort) -> bool {
+        matches!(self, ProjectKey::Name { .. }) == sort.by_name()
+    }
+
+    pub fn id(&self) -> ProjectId {
+        match self {
+            ProjectKey::CreatedAt { id, .. } | ProjectKey::Name { id, .. } => *id,
+        }
+    }
+}
+
+/// What a project list cursor carries: the query it belongs to and the key
+/// of the last row it showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectCursor {
+    pub sort: ProjectSort,
+    pub scope: ProjectScope,
+    pub status: Option<ProjectStatus>,
+    pub after: ProjectKey,
+}
+
+impl ProjectCursor {
+    /// Whether this cursor was made for `query` (the limit may change
+    /// between pages; nothing else may).
+    pub fn belongs_to(&self, query: &ProjectListQuery) -> bool {
+        self.sort == query.sort
+            && self.scope == query.scope
+            && self.status == query.status
+            && self.after.fits(query.sort)
+    }
+}
+
+/// The rows of one page as the store returns them, with the key to continue
+/// after, if more rows follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice<T, K> {
+    pub items: Vec<T>,
+    pub next: Option<K>,
+}
+
+/// A page as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_between_1_and_100() {
+        assert_eq!(Limit::default().get(), 20);
+        assert_eq!(Limit::new(1).map(Limit::get), Ok(1));
+        assert_eq!(Limit::new(100).map(Limit::get), Ok(100));
+        for bad in [0, 101, -1, 256, i64::MAX] {
+            assert_eq!(Limit::new(bad), Err(InvalidLimit), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sorts_parse_and_default_to_newest_first() {
+        for sort in ProjectSort::ALL {
+            assert_eq!(sort.as_str().parse::<ProjectSort>(), Ok(sort));
+        }
+        assert_eq!(ProjectSort::default(), ProjectSort::CreatedAtDesc);
+        assert!("id".parse::<ProjectSort>().is_err());
+        assert!("+name".parse::<ProjectSort>().is_err());
+    }
+
+    #[test]
+    fn keys_keep_every_microsecond() {
+        let key = ProjectKey::CreatedAt {
+            created_at: time::macros::datetime!(2026-01-02 03:04:05.000123 UTC),
+            id: ProjectId::new(),
+        };
+        let json = serde_json::to_string(&key).expect("serialises");
+        assert_eq!(serde_json::from_str::<ProjectKey>(&json).ok(), Some(key));
+    }
+
+    #[test]
+    fn a_cursor_belongs_only_to_its_own_query() {
+        let owner = UserId::new();
+        let query = ProjectListQuery {
+            scope: ProjectScope::Owner(owner),
+            status: Some(ProjectStatus::Active),
+            sort: ProjectSort::NameAsc,
+            limit: Limit::default(),
+        };
+        let cursor = ProjectCursor {
+            sort: ProjectSort::NameAsc,
+            scope: ProjectScope::Owner(owner),
+            status: Some(ProjectStatus::Active),
+            after: ProjectKey::Name {
+                name: "a".into(),
+                id: ProjectId::new(),
+            },
+        };
+        assert!(cursor.belongs_to(&query));
+        let other_limit = ProjectListQuery {
+            limit: Limit(1),
+            ..query.clone()
+        };
+        assert!(cursor.belongs_to(&other_limit));
+        for other in [
+            ProjectListQuery {
+                sort: ProjectSort::NameDesc,
+                ..query.clone()
+            },
+            ProjectListQuery {
+                scope: ProjectScope::All,
+                ..query.clone()
+            },
+            ProjectListQuery {
+                scope: ProjectScope::Owner(UserId::new()),
+                ..query.clone()
+            },
+            ProjectListQuery {
+                status: None,
+                ..query.clone()
+            },
+        ] {
+            assert!(!cursor.belongs_to(&other), "{other:?}");
+        }
+        let mismatched_key = ProjectCursor {
+            after: ProjectKey::CreatedAt {
+                created_at: time::OffsetDateTime::UNIX_EPOCH,
+                id: ProjectId::new(),
+            },
+            ..cursor
+        };
+        assert!(!mismatched_key.belongs_to(&query));
+    }
+}

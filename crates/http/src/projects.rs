@@ -1,0 +1,256 @@
+//! `/api/v1/projects`: create, read, update (partial, with `If-Match`),
+//! delete, and the keyset-paged list. A project the caller may not see is a
+//! 404 on every verb, never a 403: the store applies the rule inside each
+//! statement.
+
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use projects_domain::inputs::{NewProject, ProjectPatch};
+use projects_domain::{
+    Page, Project, ProjectAccess, ProjectCursor, ProjectId, ProjectListQuery, ProjectScope, Role,
+};
+use projects_store::ProjectUpdate;
+use secrecy::ExposeSecret as _;
+
+use crate::cursor::CursorCodec;
+use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
+use crate::{ApiError, AppState};
+
+const BASE: &str = "/api/v1/projects";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(get_one)
+        .service(update)
+        .service(remove);
+}
+
+/// The token's role; the store confirms admin rights against the database
+/// in the same statement.
+fn access(caller: &CurrentUser) -> ProjectAccess {
+    ProjectAccess::new(caller.id, caller.role == Role::Admin)
+}
+
+fn cursors(state: &AppState) -> CursorCodec {
+    CursorCodec::from_secret(state.tokens.config().secret.expose_secret().as_bytes())
+}
+
+/// A project with its `ETag` (the version, quoted: a strong tag).
+fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) -> HttpResponse {
+    response
+        .insert_header((header::ETAG, format!("\"{}\"", project.version)))
+        .json(project)
+}
+
+/// `POST /api/v1/projects`: the caller owns the new project.
+#[post("/api/v1/projects")]
+async fn create(
+    caller: CurrentUser,
+    state: web::Data<AppState>,
+    body: ValidatedJson<NewProject>,
+) -> Result<HttpResponse, ApiError> {
+    let project = state.store.projects().create(caller.id, &body).await?;
+    tracing::info!(project.id = %project.id, user.id = %caller.id, "project created");
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, format!("{BASE}/{}", project.id)));
+    Ok(with_etag(response, &project))
+}
+
+/// `GET /api/v1/projects/{id}`.
+#[get("/api/v1/projects/{id}")]
+async fn get_one(
+    caller: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<ProjectId>,
+) -> Result<HttpResponse, ApiError> {
+    let project = state.store.projects().find(access(&caller), *id).await?;
+    Ok(with_etag(HttpResponse::Ok(), &project))
+}
+
+/// `PATCH /api/v1/projects/{id}`: only the fields sent change; with
+/// `If-Match`, only if the version still matches (else 412, nothing
+/// changed). An empty body changes nothing and answers the project as it is.
+#[patch("/api/v1/projects/{id}")]
+async fn update(
+    caller: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<ProjectId>,
+    request: actix_web::HttpRequest,
+    body: ValidatedJson<ProjectPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(request.headers())?;
+    let outcome = state
+        .store
+        .projects()
+        .update(access(&caller), *id, &body, expected.as_deref())
+        .await?;
+    match outcome {
+        ProjectUpdate::Applied(project) => Ok(with_etag(HttpResponse::Ok(), &project)),
+        ProjectUpdate::Stale { .. } => Err(ApiError::PreconditionFailed),
+    }
+}
+
+/// `DELETE /api/v1/projects/{id}`.
+#[delete("/api/v1/projects/{id}")]
+async fn remove(
+    caller: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<ProjectId>,
+) -> Result<HttpResponse, ApiError> {
+    state.store.projects().delete(access(&caller), *id).await?;
+    tracing::info!(project.id = %*id, user.id = %caller.id, "project deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/projects`: the caller's own projects; admins may pass
+/// `owner_id` (another owner's) or `all=true` (everyone's), others get 403
+/// for trying.
+#[get("/api/v1/projects")]
+async fn list(
+    caller: CurrentUser,
+    state: web::Data<AppState>,
+    params: ProjectListParams,
+) -> Result<HttpResponse, ApiError> {
+    let admin = caller.role == Role::Admin;
+    let scope = match (params.all, params.owner_id) {
+        (true, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "`all=true` and `owner_id` cannot be combined".into(),
+            ));
+        }
+        (true, None) if admin => ProjectScope::All,
+        (false, Some(owner)) if admin => ProjectScope::Owner(owner),
+        (true, None) | (false, Some(_)) => return Err(ApiError::Forbidden),
+        (false, None) => ProjectScope::Owner(caller.id),
+    };
+    let query = ProjectListQuery {
+        scope,
+        status: params.status,
+        sort: params.sort,
+        limit: params.limit,
+    };
+    let codec = cursors(&state);
+    let after = match params.cursor.as_deref() {
+        None => None,
+        Some(text) => {
+            let cursor = codec.decode(text)?;
+            if !cursor.belongs_to(&query) {
+                return Err(ApiError::BadRequest(
+                    "`cursor` belongs to a list with another sort or filter: \
+                     repeat that list's parameters, or start again without it"
+                        .into(),
+                ));
+            }
+            Some(cursor.after)
+        }
+    };
+    let slice = state
+        .store
+        .projects()
+        .list(access(&caller), &query, after.as_ref())
+        .await?;
+    let next_cursor = slice.next.map(|after| {
+        codec.encode(&ProjectCursor {
+            sort: query.sort,
+            scope: query.scope,
+            status: query.status,
+            after,
+        })
+    });
+    let mut response = HttpResponse::Ok();
+    if let Some(cursor) = &next_cursor {
+        response.insert_header((header::LINK, next_link(&params, cursor)));
+    }
+    Ok(response.json(Page {
+        data: slice.items,
+        next_cursor,
+    }))
+}
+
+/// `<…>; rel="next"`: the same list's parameters with the next cursor.
+/// Every value is a UUID, a fixed word, a number or base64url, so nothing
+/// needs escaping.
+fn next_link(params: &ProjectListParams, cursor: &str) -> String {
+    let mut query = vec![
+        format!("limit={}", params.limit.get()),
+        format!("sort={}", params.sort),
+    ];
+    if let Some(status) = params.status {
+        query.push(format!("status={status}"));
+    }
+    if let Some(owner) = params.owner_id {
+        query.push(format!("owner_id={owner}"));
+    }
+    if params.all {
+        query.push("all=true".into());
+    }
+    query.push(format!("cursor={cursor}"));
+    format!("<{BASE}?{}>; rel=\"next\"", query.join("&"))
+}
+
+/// The versions an `If-Match` header accepts: `None` without the header or
+/// with `*` (the project must merely exist), else the strong tags listed.
+/// Weak tags (`W/"3"`) never match: `If-Match` uses the strong comparison
+/// (RFC 9110, 13.1.1). A header that is not a list of entity tags is a 400.
+fn if_match(headers: &HeaderMap) -> Result<Option<Vec<i32>>, ApiError> {
+    let values: Vec<&HeaderValue> = headers.get_all(header::IF_MATCH).collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let malformed = || {
+        ApiError::BadRequest(
+            "`If-Match` must be `*` or a list of entity tags such as `\"3\"`".into(),
+        )
+    };
+    let mut versions = Vec::new();
+    for value in values {
+        let text = value.to_str().map_err(|_| malformed())?;
+        for tag in text.split(',').map(str::trim) {
+            if tag == "*" {
+                return Ok(None);
+            }
+            let (weak, quoted) = match tag.strip_prefix("W/") {
+                Some(rest) => (true, rest),
+                None => (false, tag),
+            };
+            let opaque = quoted
+                .strip_prefix('"')
+                .and_then(|rest| rest.strip_suffix('"'))
+                .filter(|inner| !inner.contains('"'))
+                .ok_or_else(malformed)?;
+            if !weak && let Ok(version) = opaque.parse::<i32>() {
+                versions.push(version);
+            }
+        }
+    }
+    Ok(Some(versions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(value: &str) -> Result<Option<Vec<i32>>, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::IF_MATCH,
+            HeaderValue::from_str(value).expect("a header value"),
+        );
+        if_match(&headers)
+    }
+
+    #[test]
+    fn if_match_reads_strong_tags_stars_and_lists() {
+        assert_eq!(if_match(&HeaderMap::new()).ok(), Some(None));
+        assert_eq!(parse("\"3\"").ok(), Some(Some(vec![3])));
+        assert_eq!(parse("\"1\", \"4\"").ok(), Some(Some(vec![1, 4])));
+        assert_eq!(parse("*").ok(), Some(None));
+        // Weak and foreign tags are well-formed but match nothing.
+        assert_eq!(parse("W/\"3\"").ok(), Some(Some(vec![])));
+        assert_eq!(parse("\"abc\"").ok(), Some(Some(vec![])));
+        for bad in ["3", "\"3", "'3'", "\"3\"x"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

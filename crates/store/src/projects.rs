@@ -1,0 +1,550 @@
+//! The `projects` table.
+//!
+//! Visibility is part of every statement (`owner_id = caller OR admin`), so a
+//! project the caller may not see behaves exactly like one that does not
+//! exist, and no read-then-check race is possible. The admin rights a token
+//! claims are confirmed against `users` inside the same statement, so that a
+//! demoted admin loses them at once without an extra round trip. Lists page by keyset: each
+//! (scope, sort, status, first-or-next) shape is its own statement whose
+//! `WHERE` and `ORDER BY` match one of the V1 indexes, so that a page costs
+//! the same whatever its depth.
+
+use std::sync::LazyLock;
+
+use projects_domain::inputs::{NewProject, ProjectPatch};
+use projects_domain::{
+    Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery, ProjectScope, ProjectSort,
+    ProjectStatus, Slice, UserId,
+};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::statement::Sql;
+use crate::{Store, StoreError};
+
+/// The projects repository.
+#[derive(Debug, Clone, Copy)]
+pub struct Projects<'a> {
+    store: &'a Store,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectUpdate {
+    /// The project as it is now.
+    Applied(Project),
+    /// The project exists and is visible, but its version is not one the
+    /// caller expected: nothing was changed.
+    Stale { current_version: i32 },
+}
+
+/// Which plan `explain_list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanKind {
+    /// The plan for these very parameter values (what PostgreSQL uses for
+    /// the first executions of a prepared statement).
+    Custom,
+    /// The parameter-independent plan that PostgreSQL may switch a cached
+    /// prepared statement to after a few executions.
+    Generic,
+}
+
+const COLUMNS: &str = "id, owner_id, name, description, status, version, created_at, updated_at";
+
+const INSERT: Sql = Sql::new(
+    "projects.insert",
+    "INSERT INTO projects (id, owner_id, name, description, status) VALUES ($1, $2, $3, $4, $5) \
+     RETURNING id, owner_id, name, description, status, version, created_at, updated_at",
+);
+const FIND: Sql = Sql::new(
+    "projects.find",
+    "SELECT id, owner_id, name, description, status, version, created_at, updated_at \
+     FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
+);
+/// `$5` says whether the description is sent at all (`$6` may be NULL to
+/// clear it); `$8` lists the versions an `If-Match` accepts (NULL: any).
+const UPDATE: Sql = Sql::new(
+    "projects.update",
+    "UPDATE projects SET name = COALESCE($4, name), \
+     description = CASE WHEN $5 THEN $6 ELSE description END, \
+     status = COALESCE($7, status) \
+     WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin'))) AND ($8::int4[] IS NULL OR version = ANY($8)) \
+     RETURNING id, owner_id, name, description, status, version, created_at, updated_at",
+);
+const CURRENT_VERSION: Sql = Sql::new(
+    "projects.current_version",
+    "SELECT version FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
+);
+const DELETE: Sql = Sql::new(
+    "projects.delete",
+    "DELETE FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
+);
+
+/// The statement of each list shape. A shape is whether the caller's admin
+/// rights must be confirmed (any list but their own), the scope (one owner
+/// or all), the sort, whether a status is filtered and whether the page
+/// starts after a cursor; each gets a text without optional clauses, so
+/// that the planner sees a plain index range scan in every case.
+static LIST: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut statements = Vec::with_capacity(64);
+    for admin in [false, true] {
+        for all in [false, true] {
+            for sort in ProjectSort::ALL {
+                for status in [false, true] {
+                    for after in [false, true] {
+                        statements.push(list_sql(admin, all, sort, status, after));
+                    }
+                }
+            }
+        }
+    }
+    statements
+});
+
+fn shape_index(admin: bool, all: bool, sort: ProjectSort, status: bool, after: bool) -> usize {
+    let sort_index = ProjectSort::ALL
+        .iter()
+        .position(|candidate| *candidate == sort)
+        .unwrap_or_default();
+    usize::from(admin) * 32
+        + usize::from(all) * 16
+        + sort_index * 4
+        + usize::from(status) * 2
+        + usize::from(after)
+}
+
+fn list_sql(admin: bool, all: bool, sort: ProjectSort, status: bool, after: bool) -> String {
+    let mut conditions = Vec::new();
+    let mut next = 0;
+    let mut param = || {
+        next += 1;
+        format!("${next}")
+    };
+    if admin {
+        // Evaluated once per statement (an InitPlan): the admin rights a
+        // token claims, confirmed by the database in the same statement.
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM users WHERE id = {} AND role = 'admin')",
+            param()
+        ));
+    }
+    if !all {
+        conditions.push(format!("owner_id = {}", param()));
+    }
+    if status {
+        conditions.push(format!("status = {}", param()));
+    }
+    let (column, cast) = if sort.by_name() {
+        ("name", "text")
+    } else {
+        ("created_at", "timestamptz")
+    };
+    let (comparison, direction) = if sort.descending() {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if after {
+        let key = param();
+        let id = param();
+        // A row comparison that matches the index column order: PostgreSQL
+        // turns it into one index range condition.
+        conditions.push(format!(
+            "({column}, id) {comparison} ({key}::{cast}, {id}::uuid)"
+        ));
+    }
+    let limit = param();
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    format!(
+        "SELECT {COLUMNS} FROM projects{filter} \
+         ORDER BY {column} {direction}, id {direction} LIMIT {limit}"
+    )
+}
+
+impl Store {
+    pub fn projects(&self) -> Projects<'_> {
+        Projects { store: self }
+    }
+}
+
+impl Projects<'_> {
+    /// Inserts a project owned by `owner`.
+    pub async fn create(&self, owner: UserId, project: &NewProject) -> Result<Project, StoreError> {
+        let client = self.store.client().await?;
+        let row = self
+            .store
+            .slow
+            .query_one(
+                &client,
+                &INSERT,
+                &[
+                    ProjectId::new().as_uuid(),
+                    owner.as_uuid(),
+                    &project.name,
+                    &project.description,
+                    &project.status.as_str(),
+                ],
+            )
+            .await?;
+        project_from_row(&row)
+    }
+
+    /// The project, if `access` may see it.
+    pub async fn find(&self, access: ProjectAccess, id: ProjectId) -> Result<Project, StoreError> {
+        let client = self.store.client().await?;
+        let row = self
+            .store
+            .slow
+            .query_one(
+                &client,
+                &FIND,
+                &[id.as_uuid(), access.caller.as_uuid(), &access.admin],
+            )
+            .await?;
+        project_from_row(&row)
+    }
+
+    /// Applies `patch` if `access` may see the project and, when
+    /// `expected_versions` is given, its version is one of them.
+    ///
+    /// One `UPDATE` does the visibility check, the version check and the
+    /// write; only when it touches no row does a second statement, in the
+    /// same transaction, tell a missing project from a stale one. An empty
+    /// patch writes nothing (and so keeps the version).
+    pub async fn update(
+        &self,
+        access: ProjectAccess,
+        id: ProjectId,
+        patch: &ProjectPatch,
+        expected_versions: Option<&[i32]>,
+    ) -> Result<ProjectUpdate, StoreError> {
+        let visibility: [&(dyn ToSql + Sync); 3] =
+            [id.as_uuid(), access.caller.as_uuid(), &access.admin];
+        if patch.is_empty() {
+            let client = self.store.client().await?;
+            let row = self
+                .store
+                .slow
+                .query_one(&client, &FIND, &visibility)
+                .await?;
+            let project = project_from_row(&row)?;
+            return Ok(match expected_versions {
+                Some(versions) if !versions.contains(&project.version) => ProjectUpdate::Stale {
+                    current_version: project.version,
+                },
+                _ => ProjectUpdate::Applied(project),
+            });
+        }
+        let mut client = self.store.client().await?;
+        let transaction = client.transaction().await?;
+        let description = patch.description.as_ref().and_then(Option::as_deref);
+        let status = patch.status.map(ProjectStatus::as_str);
+        let versions: Option<Vec<i32>> = expected_versions.map(<[i32]>::to_vec);
+        let row = self
+            .store
+            .slow
+            .query_opt(
+                &transaction,
+                &UPDATE,
+                &[
+                    id.as_uuid(),
+                    access.caller.as_uuid(),
+                    &access.admin,
+                    &patch.name,
+                    &patch.description.is_some(),
+                    &description,
+                    &status,
+                    &versions,
+                ],
+            )
+            .await?;
+        let outcome = match row {
+            Some(row) => ProjectUpdate::Applied(project_from_row(&row)?),
+            None => {
+                let current = self
+                    .store
+                    .slow
+                    .query_opt(&transaction, &CURRENT_VERSION, &visibility)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                ProjectUpdate::Stale {
+                    current_version: current.try_get(0)?,
+                }
+            }
+        };
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Deletes the project if `access` may see it.
+    pub async fn delete(&self, access: ProjectAccess, id: ProjectId) -> Result<(), StoreError> {
+        let client = self.store.client().await?;
+        match self
+            .store
+            .slow
+            .execute(
+                &client,
+                &DELETE,
+                &[id.as_uuid(), access.caller.as_uuid(), &access.admin],
+            )
+            .await?
+        {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// One page of `query`, starting after `after` (the first page if
+    /// `None`), with the key to continue from if more rows follow. The
+    /// caller must have checked that `after` fits `query.sort`. Any list
+    /// but the caller's own is empty unless the database confirms that the
+    /// caller is an admin.
+    pub async fn list(
+        &self,
+        access: ProjectAccess,
+        query: &ProjectListQuery,
+        after: Option<&ProjectKey>,
+    ) -> Result<Slice<Project, ProjectKey>, StoreError> {
+        let (sql, params) = ListStatement::new(access, query, after);
+        let client = self.store.client().await?;
+        let rows = self.store.slow.query(&client, &sql, &params.refs()).await?;
+        let limit = usize::from(query.limit.get());
+        let mut items = rows
+            .iter()
+            .map(project_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // One row more than the page was asked for: proof that a next page
+        // exists, without a COUNT.
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = match items.last() {
+            Some(last) if more => Some(query.sort.key_of(last)),
+            _ => None,
+        };
+        Ok(Slice { items, next })
+    }
+
+    /// The plan PostgreSQL chooses for the list statement of `query`, as
+    /// `EXPLAIN` text: for tests and diagnostics (every list shape must be
+    /// served by an index).
+    pub async fn explain_list(
+        &self,
+        access: ProjectAccess,
+        query: &ProjectListQuery,
+        after: Option<&ProjectKey>,
+        kind: PlanKind,
+    ) -> Result<String, StoreError> {
+        let (sql, params) = ListStatement::new(access, query, after);
+        let mut client = self.store.client().await?;
+        let transaction = client.transaction().await?;
+        let mode = match kind {
+            PlanKind::Custom => "force_custom_plan",
+            PlanKind::Generic => "force_generic_plan",
+        };
+        transaction
+            .batch_execute(&format!("SET LOCAL plan_cache_mode = {mode}"))
+            .await?;
+        let rows = match kind {
+            PlanKind::Custom => {
+                transaction
+                    .query(&format!("EXPLAIN {}", sql.text), &params.refs())
+                    .await?
+            }
+            PlanKind::Generic => {
+                // A named prepared statement planned without its values,
+                // then explained with them: the plan a long-lived pooled
+                // connection may settle on.
+                let types = params.type_names().join(", ");
+                transaction
+                    .batch_execute(&format!("PREPARE explained_list ({types}) AS {}", sql.text))
+                    .await?;
+                transaction
+                    .query(
+                        &format!("EXPLAIN EXECUTE explained_list({})", params.literals()),
+                        &[],
+                    )
+                    .await?
+            }
+        };
+        transaction.rollback().await?;
+        let lines = rows
+            .iter()
+            .map(|row| row.try_get::<_, String>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A rolled-back transaction does not deallocate a PREPARE.
+        if kind == PlanKind::Generic {
+            client.batch_execute("DEALLOCATE explained_list").await?;
+        }
+        Ok(lines.join("\n"))
+    }
+}
+
+/// One parameter of a list statement, kept typed for the real query and
+/// printable for `explain_list`'s `EXECUTE`.
+#[derive(Debug)]
+enum ListParam {
+    Uuid(uuid::Uuid),
+    Text(String),
+    Time(projects_domain::Timestamp),
+    Int(i64),
+}
+
+#[derive(Debug)]
+struct ListParams(Vec<ListParam>);
+
+impl ListParams {
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0
+            .iter()
+            .map(|param| -> &(dyn ToSql + Sync) {
+                match param {
+                    ListParam::Uuid(value) => value,
+                    ListParam::Text(value) => value,
+                    ListParam::Time(value) => value,
+                    ListParam::Int(value) => value,
+                }
+            })
+            .collect()
+    }
+
+    fn type_names(&self) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .map(|param| match param {
+                ListParam::Uuid(_) => "uuid",
+                ListParam::Text(_) => "text",
+                ListParam::Time(_) => "timestamptz",
+                ListParam::Int(_) => "int8",
+            })
+            .collect()
+    }
+
+    fn literals(&self) -> String {
+        self.0
+            .iter()
+            .map(|param| match param {
+                ListParam::Uuid(value) => format!("'{value}'"),
+                ListParam::Text(value) => format!("'{}'", value.replace('\'', "''")),
+                ListParam::Time(value) => format!(
+                    "'{}'",
+                    value
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                ),
+                ListParam::Int(value) => value.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+struct ListStatement;
+
+impl ListStatement {
+    /// The statement of `query`'s shape and its parameters, in the order
+    /// `list_sql` numbers them.
+    #[expect(clippy::new_ret_no_self, reason = "builds the pair a list query runs")]
+    fn new(
+        access: ProjectAccess,
+        query: &ProjectListQuery,
+        after: Option<&ProjectKey>,
+    ) -> (Sql, ListParams) {
+        let all = query.scope == ProjectScope::All;
+        let admin = query.scope != ProjectScope::Owner(access.caller);
+        let index = shape_index(
+            admin,
+            all,
+            query.sort,
+            query.status.is_some(),
+            after.is_some(),
+        );
+        let sql = Sql::new("projects.list", LIST[index].as_str());
+        let mut params = Vec::with_capacity(6);
+        if admin {
+            params.push(ListParam::Uuid(*access.caller.as_uuid()));
+        }
+        if let ProjectScope::Owner(owner) = query.scope {
+            params.push(ListParam::Uuid(*owner.as_uuid()));
+        }
+        if let Some(status) = query.status {
+            params.push(ListParam::Text(status.as_str().to_owned()));
+        }
+        match after {
+            Some(ProjectKey::CreatedAt { created_at, id }) => {
+                params.push(ListParam::Time(*created_at));
+                params.push(ListParam::Uuid(*id.as_uuid()));
+            }
+            Some(ProjectKey::Name { name, id }) => {
+                params.push(ListParam::Text(name.clone()));
+                params.push(ListParam::Uuid(*id.as_uuid()));
+            }
+            None => {}
+        }
+        params.push(ListParam::Int(i64::from(query.limit.get()) + 1));
+        (sql, ListParams(params))
+    }
+}
+
+pub(crate) fn project_from_row(row: &Row) -> Result<Project, StoreError> {
+    let status: &str = row.try_get("status")?;
+    Ok(Project {
+        id: ProjectId::from_uuid(row.try_get("id")?),
+        owner_id: UserId::from_uuid(row.try_get("owner_id")?),
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        status: status
+            .parse()
+            .map_err(|error| StoreError::Other(Box::new(error)))?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shape_has_its_own_statement() {
+        assert_eq!(LIST.len(), 64);
+        let mut seen = std::collections::HashSet::new();
+        for admin in [false, true] {
+            for all in [false, true] {
+                for sort in ProjectSort::ALL {
+                    for status in [false, true] {
+                        for after in [false, true] {
+                            let index = shape_index(admin, all, sort, status, after);
+                            assert!(seen.insert(index));
+                            assert_eq!(LIST[index], list_sql(admin, all, sort, status, after));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keyset_conditions_follow_the_sort() {
+        assert_eq!(
+            list_sql(false, false, ProjectSort::CreatedAtDesc, true, true),
+            format!(
+                "SELECT {COLUMNS} FROM projects WHERE owner_id = $1 AND status = $2 AND \
+                 (created_at, id) < ($3::timestamptz, $4::uuid) \
+                 ORDER BY created_at DESC, id DESC LIMIT $5"
+            )
+        );
+        assert_eq!(
+            list_sql(true, true, ProjectSort::NameAsc, false, false),
+            format!(
+                "SELECT {COLUMNS} FROM projects \
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND role = 'admin') \
+                 ORDER BY name ASC, id ASC LIMIT $2"
+            )
+        );
+    }
+}
