@@ -3,6 +3,7 @@
 //! Business logic lives in the library crates, never here.
 
 mod config;
+mod metrics_listener;
 mod server;
 mod telemetry;
 

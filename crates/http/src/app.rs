@@ -2,9 +2,10 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 
-use crate::{ApiError, AppState, health};
+use crate::{ApiError, AppState, health, metrics};
 
 /// Mounts every route and the shared state. The binary and the tests both
 /// build the server from this, so the tests drive the real application.
@@ -29,7 +30,9 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new().configure(configure(state))
+    App::new()
+        .wrap(from_fn(metrics::record_request))
+        .configure(configure(state))
 }
 
 /// Unknown paths answer 404 in the same problem format as everything else.

@@ -9,6 +9,7 @@
 mod app;
 mod error;
 mod health;
+pub mod metrics;
 mod state;
 
 pub use app::{app, configure};
