@@ -5,7 +5,7 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 
-use crate::{ApiError, AppState, health, metrics};
+use crate::{ApiError, AppState, health, metrics, openapi};
 
 /// Mounts every route and the shared state. The binary and the tests both
 /// build the server from this, so the tests drive the real application.
@@ -14,6 +14,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(state))
             .service(health::live)
             .service(health::ready)
+            .configure(openapi::configure)
             .default_service(web::to(not_found));
     }
 }

@@ -10,8 +10,9 @@ mod app;
 mod error;
 mod health;
 pub mod metrics;
+pub mod openapi;
 mod state;
 
 pub use app::{app, configure};
-pub use error::{ApiError, FieldError};
+pub use error::{ApiError, FieldError, Problem};
 pub use state::{AppState, HttpConfig};
