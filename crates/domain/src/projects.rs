@@ -74,7 +74,7 @@ pub struct Project {
     #[schema(min_length = 1, max_length = 200, example = "Apollo")]
     pub name: String,
     /// At most 5,000 characters, or null.
-    #[schema(max_length = 5000)]
+    #[schema(max_length = 5000, required = true)]
     pub description: Option<String>,
     pub status: ProjectStatus,
     /// Starts at 1 and grows by one on every update; the `ETag` is this

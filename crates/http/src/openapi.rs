@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi as _};
 
 use crate::error::{ApiError, FieldError, Problem};
 use crate::health;
+use projects_domain::{Project, ProjectStatus, Role, User};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -36,10 +37,13 @@ pub const DOCS_PATH: &str = "/docs";
 pub const BEARER_AUTH: &str = "bearer_auth";
 
 /// The Content-Security-Policy of `/docs`: Swagger UI's own scripts and
-/// styles from this origin (its index page has no inline script), the
+/// styles from this origin (our index page has no inline script), the one
+/// `<style>` element Swagger UI 5.17.14 injects (allowed by its hash, not by
+/// `'unsafe-inline'`; the browser test fails if an upgrade changes it), the
 /// `data:` SVG icons of its stylesheet, and requests to this origin only
 /// ("Try it out"). Everything else, including framing, stays forbidden.
-pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \
      img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
@@ -58,7 +62,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
     servers((url = "/", description = "The server that serves this document")),
     paths(health::live, health::ready, openapi_document, docs_page),
     components(
-        schemas(Problem, FieldError),
+        schemas(Problem, FieldError, User, Project, Role, ProjectStatus),
         responses(
             BadRequest,
             Unauthorized,
@@ -231,7 +235,9 @@ problem_responses! {
         ApiError::Internal("example".into()), [];
 }
 
-/// `GET /openapi.json`. Built once: the document never changes at run time.
+/// This OpenAPI document.
+///
+/// Generated from the server's code; the interactive docs at `/docs` read it.
 #[utoipa::path(
     get,
     path = "/openapi.json",
@@ -245,6 +251,7 @@ problem_responses! {
     ))
 )]
 pub async fn openapi_document() -> HttpResponse {
+    // Built once: the document never changes at run time.
     static JSON: LazyLock<String> = LazyLock::new(|| {
         serde_json::to_string(&openapi()).expect("the OpenAPI document serialises")
     });
@@ -274,7 +281,10 @@ const DOCS_INDEX: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-/// `GET /docs`: the interactive API docs (Swagger UI).
+/// The interactive API docs.
+///
+/// Swagger UI, served from the server itself: read the operations, authorize
+/// with an access token and try requests out.
 #[utoipa::path(
     get,
     path = "/docs",
