@@ -36,7 +36,11 @@ pub fn app(
         .configure(configure(state))
 }
 
-/// Unknown paths answer 404 in the same problem format as everything else.
-async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+/// Unknown paths answer 404, and known paths with a method they do not
+/// have 405 with `Allow`, in the same problem format as everything else.
+async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    match openapi::allowed_methods(request.path()) {
+        Some(allow) => Err(ApiError::MethodNotAllowed { allow }),
+        None => Err(ApiError::NotFound),
+    }
 }

@@ -133,6 +133,42 @@ pub fn openapi_json() -> String {
     json
 }
 
+/// The methods the document lists for the path that `path` matches, if
+/// any: the `Allow` of a 405. Every route is documented (a test checks), so
+/// the document is the one list of what each path has.
+pub fn allowed_methods(path: &str) -> Option<Vec<&'static str>> {
+    static PATHS: LazyLock<Vec<(Vec<String>, Vec<&'static str>)>> = LazyLock::new(|| {
+        openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template.split('/').map(str::to_owned).collect();
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, present)| present.then_some(method))
+                .collect();
+                (segments, methods)
+            })
+            .collect()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    PATHS.iter().find_map(|(template, methods)| {
+        let matches = template.len() == segments.len()
+            && template
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty()));
+        matches.then(|| methods.clone())
+    })
+}
+
 /// One shared error response: a `Problem` whose example is what the server
 /// really sends for that error (rendered from `ApiError` itself), with the
 /// headers that status carries.

@@ -298,3 +298,42 @@ async fn the_document_and_the_docs_page_are_served() {
     .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn a_method_a_documented_path_lacks_is_405_with_allow() {
+    let db = TestDb::new().await;
+    let app = http_test::init_service(projects_http::app(AppState::new(
+        db.store().clone(),
+        HttpConfig::default(),
+    )))
+    .await;
+    for method in [Method::POST, Method::DELETE, Method::TRACE] {
+        let request = http_test::TestRequest::default()
+            .method(method.clone())
+            .uri("/health/live")
+            .to_request();
+        let response = http_test::call_service(&app, request).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.as_bytes()),
+            Some(&b"GET"[..]),
+            "{method}"
+        );
+        assert_eq!(
+            response.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/problem+json"[..])
+        );
+    }
+    let response = http_test::call_service(
+        &app,
+        http_test::TestRequest::post()
+            .uri("/health/nope")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
