@@ -79,7 +79,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             InternalError,
         ),
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ResourceLinks),
     tags(
         (name = "auth", description = "Register, log in, refresh and revoke tokens"),
         (name = "users", description = "Your account, and user administration"),
@@ -118,17 +118,204 @@ impl Modify for BearerAuth {
     }
 }
 
+/// An OpenAPI link: after `from` answers `status`, `to` can be called with
+/// `parameter` taken from the response (a runtime expression). Clients and
+/// schemathesis' stateful phase follow them: create → get → patch → delete.
+#[derive(Debug, Clone, Copy)]
+struct LinkSpec {
+    from: (&'static str, &'static str),
+    status: &'static str,
+    name: &'static str,
+    to: (&'static str, &'static str),
+    parameter: (&'static str, &'static str),
+}
+
+const fn link(
+    from: (&'static str, &'static str),
+    status: &'static str,
+    name: &'static str,
+    to: (&'static str, &'static str),
+    parameter: (&'static str, &'static str),
+) -> LinkSpec {
+    LinkSpec {
+        from,
+        status,
+        name,
+        to,
+        parameter,
+    }
+}
+
+const PROJECT: &str = "/api/v1/projects/{id}";
+const USER: &str = "/api/v1/users/{id}";
+const PROJECT_ID: (&str, &str) = ("id", "$response.body#/id");
+const REGISTERED_USER_ID: (&str, &str) = ("id", "$response.body#/user/id");
+
+/// The links of the API. One whose operations are not (yet) documented is
+/// left out, so the table can name every route of the contract.
+const LINKS: &[LinkSpec] = &[
+    link(
+        ("post", "/api/v1/projects"),
+        "201",
+        "GetProject",
+        ("get", PROJECT),
+        PROJECT_ID,
+    ),
+    link(
+        ("post", "/api/v1/projects"),
+        "201",
+        "UpdateProject",
+        ("patch", PROJECT),
+        PROJECT_ID,
+    ),
+    link(
+        ("post", "/api/v1/projects"),
+        "201",
+        "DeleteProject",
+        ("delete", PROJECT),
+        PROJECT_ID,
+    ),
+    link(
+        ("get", PROJECT),
+        "200",
+        "UpdateProject",
+        ("patch", PROJECT),
+        PROJECT_ID,
+    ),
+    link(
+        ("get", PROJECT),
+        "200",
+        "DeleteProject",
+        ("delete", PROJECT),
+        PROJECT_ID,
+    ),
+    link(
+        ("patch", PROJECT),
+        "200",
+        "GetProject",
+        ("get", PROJECT),
+        PROJECT_ID,
+    ),
+    link(
+        ("patch", PROJECT),
+        "200",
+        "DeleteProject",
+        ("delete", PROJECT),
+        PROJECT_ID,
+    ),
+    link(
+        ("post", "/api/v1/auth/register"),
+        "201",
+        "GetUser",
+        ("get", USER),
+        REGISTERED_USER_ID,
+    ),
+    link(
+        ("post", "/api/v1/auth/login"),
+        "200",
+        "GetUser",
+        ("get", USER),
+        REGISTERED_USER_ID,
+    ),
+];
+
+/// Adds `LINKS` to the responses they start from.
+#[derive(Debug)]
+struct ResourceLinks;
+
+fn operation_mut<'a>(
+    openapi: &'a mut utoipa::openapi::OpenApi,
+    (method, path): (&str, &str),
+) -> Option<&'a mut utoipa::openapi::path::Operation> {
+    let item = openapi.paths.paths.get_mut(path)?;
+    match method {
+        "get" => item.get.as_mut(),
+        "post" => item.post.as_mut(),
+        "put" => item.put.as_mut(),
+        "patch" => item.patch.as_mut(),
+        "delete" => item.delete.as_mut(),
+        _ => None,
+    }
+}
+
+impl Modify for ResourceLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for spec in LINKS {
+            let Some(target) =
+                operation_mut(openapi, spec.to).and_then(|op| op.operation_id.clone())
+            else {
+                continue;
+            };
+            let Some(RefOr::T(response)) = operation_mut(openapi, spec.from)
+                .and_then(|op| op.responses.responses.get_mut(spec.status))
+            else {
+                continue;
+            };
+            response.links.insert(
+                spec.name.to_owned(),
+                RefOr::T(
+                    utoipa::openapi::link::LinkBuilder::new()
+                        .operation_id(target)
+                        .parameter(spec.parameter.0, spec.parameter.1)
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
 /// The document, generated from the code.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The document as JSON, as served.
+pub fn openapi_value() -> serde_json::Value {
+    to_value(&openapi())
+}
+
+/// Serialises a document, fixing what utoipa 5 gets wrong: it writes a
+/// link's fields in snake_case (`operation_id`), where OpenAPI says
+/// `operationId`, `operationRef` and `requestBody`.
+fn to_value(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut value = serde_json::to_value(openapi).expect("the OpenAPI document serialises");
+    let operations = value
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let links = operation
+            .get_mut("responses")
+            .and_then(serde_json::Value::as_object_mut)
+            .into_iter()
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|response| response.get_mut("links"))
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|links| links.values_mut())
+            .filter_map(serde_json::Value::as_object_mut);
+        for link in links {
+            for (wrong, right) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(field) = link.remove(wrong) {
+                    link.insert(right.to_owned(), field);
+                }
+            }
+        }
+    }
+    value
+}
+
 /// The document as pretty JSON with a final newline: what
 /// `projects-api openapi` prints and what `openapi.json` holds.
 pub fn openapi_json() -> String {
-    let mut json = openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises");
+    let mut json =
+        serde_json::to_string_pretty(&openapi_value()).expect("the OpenAPI document serialises");
     json.push('\n');
     json
 }
@@ -289,7 +476,7 @@ problem_responses! {
 pub async fn openapi_document() -> HttpResponse {
     // Built once: the document never changes at run time.
     static JSON: LazyLock<String> = LazyLock::new(|| {
-        serde_json::to_string(&openapi()).expect("the OpenAPI document serialises")
+        serde_json::to_string(&openapi_value()).expect("the OpenAPI document serialises")
     });
     HttpResponse::Ok()
         .content_type("application/json")
@@ -389,4 +576,49 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .app_data(web::Data::new(swagger_config()))
                 .route(web::get().to(docs_file)),
         );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::{OpenApiBuilder, PathsBuilder};
+
+    fn op(id: &str, status: &str) -> utoipa::openapi::path::Operation {
+        OperationBuilder::new()
+            .operation_id(Some(id))
+            .response(status, ResponseBuilder::new().description("ok").build())
+            .build()
+    }
+
+    #[test]
+    fn links_chain_create_get_patch_delete_when_the_operations_exist() {
+        let mut create = PathItem::new(HttpMethod::Post, op("create_project", "201"));
+        create.get = Some(op("list_projects", "200"));
+        let mut one = PathItem::new(HttpMethod::Get, op("get_project", "200"));
+        one.patch = Some(op("update_project", "200"));
+        one.delete = Some(op("delete_project", "204"));
+        let mut openapi = OpenApiBuilder::new()
+            .paths(
+                PathsBuilder::new()
+                    .path("/api/v1/projects", create)
+                    .path(PROJECT, one),
+            )
+            .build();
+        ResourceLinks.modify(&mut openapi);
+        let json = to_value(&openapi);
+        let links = &json["paths"]["/api/v1/projects"]["post"]["responses"]["201"]["links"];
+        assert_eq!(links["GetProject"]["operationId"], "get_project");
+        assert_eq!(links["UpdateProject"]["operationId"], "update_project");
+        assert_eq!(links["DeleteProject"]["operationId"], "delete_project");
+        assert_eq!(
+            links["GetProject"]["parameters"]["id"],
+            "$response.body#/id"
+        );
+        let from_get = &json["paths"][PROJECT]["get"]["responses"]["200"]["links"];
+        assert_eq!(from_get["UpdateProject"]["operationId"], "update_project");
+        // No users routes here: their links are left out, not dangling.
+        assert!(!json.to_string().contains("GetUser"));
+        assert!(!json.to_string().contains("operation_id"));
+    }
 }
