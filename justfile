@@ -133,3 +133,31 @@ migrate:
 # Load benchmark against pgbench ceilings (release build; `--quick` for a smoke run); see bench/README.md
 bench *args:
     bench/run.sh "$@"
+# Browser test of /docs: headless Chromium (Debian's) against a server on a throwaway database; saves e2e/screenshots/docs.png
+test-e2e:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x /usr/bin/chromium ]; then
+        if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+        else
+            echo "test-e2e: /usr/bin/chromium is missing: apt-get install chromium" >&2; exit 1
+        fi
+    fi
+    (cd e2e && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi)
+    scripts/with-server bash -c 'cd e2e && node --test docs.test.mjs'
+
+# Run the README's curl walkthrough (register → … → logout) against a server on a throwaway database
+walkthrough:
+    scripts/with-server scripts/walkthrough
+
+# Conformance: schemathesis (in .venv) against /openapi.json of a server on a throwaway database, authenticated, stateful phase included
+conformance *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    version=4.32.5
+    if [ "$(.venv/bin/st --version 2>/dev/null | awk '{print $NF}')" != "$version" ]; then
+        python3 -m venv .venv
+        .venv/bin/pip install -q "schemathesis==$version"
+    fi
+    scripts/with-server scripts/conformance "$@"

@@ -44,6 +44,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub jwt_secret: SecretString,
     pub bind_addr: SocketAddr,
+    /// Where `/metrics` is served; `None` (`METRICS_ADDR=off` or empty)
+    /// serves no metrics.
+    pub metrics_addr: Option<SocketAddr>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub jwt_issuer: String,
@@ -148,6 +151,22 @@ fn positive<F: Fn(&str) -> Option<String>>(
     }
 }
 
+/// `METRICS_ADDR`: a separate listener, so that `/metrics` never shares the
+/// public address. Unset: loopback port 9090; `off` or set but empty: none.
+fn metrics_addr<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    const NAME: &str = "METRICS_ADDR";
+    match (env.0)(NAME).map(|raw| raw.trim().to_owned()) {
+        None => Ok(Some(SocketAddr::from(([127, 0, 0, 1], 9090)))),
+        Some(raw) if raw.is_empty() || raw.eq_ignore_ascii_case("off") => Ok(None),
+        Some(raw) => raw.parse().map(Some).map_err(|_| ConfigError {
+            variable: NAME,
+            problem: format!("must be host:port or off, not {raw:?}"),
+        }),
+    }
+}
+
 impl Config {
     /// The configuration of the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -191,6 +210,7 @@ impl Config {
             database,
             jwt_secret: jwt_secret.into(),
             bind_addr: env.parsed("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            metrics_addr: metrics_addr(&env)?,
             access_token_ttl: Duration::from_secs(positive(&env, "ACCESS_TOKEN_TTL_SECONDS", 900)?),
             refresh_token_ttl: Duration::from_secs(
                 positive(&env, "REFRESH_TOKEN_TTL_DAYS", 30)? * 24 * 60 * 60,
@@ -250,6 +270,10 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.metrics_addr.map(|addr| addr.to_string()).as_deref(),
+            Some("127.0.0.1:9090")
+        );
         assert_eq!(config.database.pool_size, 16);
         assert_eq!(config.database.timeout, Duration::from_millis(5000));
         assert_eq!(config.database.slow_query, Duration::from_millis(200));
@@ -324,6 +348,27 @@ mod tests {
         ])
         .expect_err("must fail");
         assert_eq!(error.variable, "LOG_FORMAT");
+    }
+
+    #[test]
+    fn metrics_can_move_or_be_turned_off() {
+        let base = [("DATABASE_URL", "postgres://h/db"), ("JWT_SECRET", SECRET)];
+        let with = |value: &'static str| {
+            let mut vars = base.to_vec();
+            vars.push(("METRICS_ADDR", value));
+            load(&vars)
+        };
+        assert_eq!(
+            with("0.0.0.0:9100").expect("valid").metrics_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+        );
+        assert_eq!(with("off").expect("valid").metrics_addr, None);
+        assert_eq!(with("OFF").expect("valid").metrics_addr, None);
+        assert_eq!(with("").expect("valid").metrics_addr, None);
+        assert_eq!(
+            with("nine-thousand").expect_err("must fail").variable,
+            "METRICS_ADDR"
+        );
     }
 
     #[test]

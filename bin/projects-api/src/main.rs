@@ -5,6 +5,7 @@
 
 mod config;
 mod create_admin;
+mod metrics_listener;
 mod server;
 mod telemetry;
 
@@ -38,6 +39,8 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi,
 }
 
 /// Exit code for a configuration the server refuses to start with.
@@ -53,6 +56,11 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
+        // Needs no configuration: the document is generated from the code.
+        Command::Openapi => {
+            print!("{}", projects_http::openapi::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve => Config::from_env().map(|config| {
             telemetry::init(config.log_format);
             run(server::serve(config))

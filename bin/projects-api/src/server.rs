@@ -25,6 +25,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let passwords = PasswordHasher::default();
     passwords.warm_up().await.context("cannot hash passwords")?;
+    let metrics = config
+        .metrics_addr
+        .map(|addr| crate::metrics_listener::start(addr, store.clone()))
+        .transpose()?;
+    let metrics_handle = metrics.as_ref().map(actix_web::dev::Server::handle);
     let state = AppState::new(
         store.clone(),
         HttpConfig {
@@ -53,9 +58,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         };
         tracing::info!(signal = name, "shutting down: finishing in-flight requests");
         handle.stop(true).await;
+        // Scrapes keep working while in-flight requests finish.
+        if let Some(metrics) = metrics_handle {
+            metrics.stop(true).await;
+        }
     });
 
+    let metrics = metrics.map(tokio::spawn);
     server.await.context("the server failed")?;
+    if let Some(metrics) = metrics {
+        metrics
+            .await
+            .context("the metrics server panicked")?
+            .context("the metrics server failed")?;
+    }
     stopper.abort();
     store.close();
     tracing::info!("stopped");

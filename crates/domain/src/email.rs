@@ -52,6 +52,24 @@ fn is_valid_address(address: &str) -> bool {
     address.validate_email().is_ok()
 }
 
+/// Documented as what it is on the wire: a string in e-mail format.
+impl utoipa::PartialSchema for Email {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(MAX_EMAIL_LEN))
+            .description(Some(
+                "An e-mail address; stored trimmed and lower-cased, compared case-insensitively",
+            ))
+            .examples(["ada@example.com"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Email {}
+
 impl TryFrom<String> for Email {
     type Error = InvalidEmail;
 

@@ -8,8 +8,12 @@ use uuid::Uuid;
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            utoipa::ToSchema,
+        )]
         #[serde(transparent)]
+        #[schema(value_type = String, format = Uuid, example = "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f")]
         pub struct $name(Uuid);
 
         impl $name {

@@ -9,8 +9,11 @@ use crate::users::UnknownVariant;
 use crate::{ProjectId, Timestamp, UserId};
 
 /// Where a project stands; new projects are `active`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "active")]
 pub enum ProjectStatus {
     #[default]
     Active,
@@ -53,17 +56,36 @@ impl FromStr for ProjectStatus {
 
 /// A project as every response shows it. `version` starts at 1 and grows by
 /// one on every update; it is the project's `ETag`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "01936f4f-1c2d-7e3f-8a4b-5c6d7e8f9a0b",
+    "owner_id": "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f",
+    "name": "Apollo",
+    "description": "Land on the Moon and return safely.",
+    "status": "active",
+    "version": 1,
+    "created_at": "2026-01-02T03:04:05.123456Z",
+    "updated_at": "2026-01-02T03:04:05.123456Z"
+}))]
 pub struct Project {
     pub id: ProjectId,
     pub owner_id: UserId,
+    /// 1 to 200 characters after trimming.
+    #[schema(min_length = 1, max_length = 200, example = "Apollo")]
     pub name: String,
+    /// At most 5,000 characters, or null.
+    #[schema(max_length = 5000, required = true)]
     pub description: Option<String>,
     pub status: ProjectStatus,
+    /// Starts at 1 and grows by one on every update; the `ETag` is this
+    /// number in quotes.
+    #[schema(minimum = 1, example = 1)]
     pub version: i32,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

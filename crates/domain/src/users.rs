@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::{DomainError, Email, Timestamp, UserId};
 
 /// What a user may do: `user` owns projects, `admin` may act on everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(example = "user")]
 pub enum Role {
     User,
     Admin,
@@ -49,15 +50,27 @@ impl FromStr for Role {
 }
 
 /// A user as every response shows it: never a password or a hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f",
+    "email": "ada@example.com",
+    "name": "Ada Lovelace",
+    "role": "user",
+    "created_at": "2026-01-02T03:04:05.123456Z",
+    "updated_at": "2026-01-02T03:04:05.123456Z"
+}))]
 pub struct User {
     pub id: UserId,
     pub email: Email,
+    /// 1 to 100 characters after trimming.
+    #[schema(min_length = 1, max_length = 100, example = "Ada Lovelace")]
     pub name: String,
     pub role: Role,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

@@ -2,9 +2,10 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 
-use crate::{ApiError, AppState, auth, health, projects, users};
+use crate::{ApiError, AppState, auth, health, metrics, openapi, projects, users};
 
 /// Mounts every route and the shared state. The binary and the tests both
 /// build the server from this, so the tests drive the real application.
@@ -18,6 +19,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(auth::routes)
             .configure(users::routes)
             .configure(projects::routes)
+            .configure(openapi::configure)
             .default_service(web::to(not_found));
     }
 }
@@ -50,10 +52,16 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new().configure(configure(state))
+    App::new()
+        .wrap(from_fn(metrics::record_request))
+        .configure(configure(state))
 }
 
-/// Unknown paths answer 404 in the same problem format as everything else.
-async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
+/// Unknown paths answer 404, and known paths with a method they do not
+/// have 405 with `Allow`, in the same problem format as everything else.
+async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    match openapi::allowed_methods(request.path()) {
+        Some(allow) => Err(ApiError::MethodNotAllowed { allow }),
+        None => Err(ApiError::NotFound),
+    }
 }

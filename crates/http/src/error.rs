@@ -17,10 +17,17 @@ use serde::Serialize;
 pub const PROBLEM_TYPE_BASE: &str = "https://projects-api.dev/problems/";
 
 /// One violated rule of one field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The field, as named in the request body or query (`body` for the
+    /// body as a whole).
+    #[schema(example = "name")]
     pub field: String,
+    /// A stable, machine-readable code (`length`, `email`, `unknown_field`, …).
+    #[schema(example = "length")]
     pub code: String,
+    /// What is wrong, for people.
+    #[schema(example = "must be 1 to 200 characters")]
     pub message: String,
 }
 
@@ -107,17 +114,31 @@ impl ApiError {
 
 /// The body of every error response (RFC 9457). `instance` and `request_id`
 /// are filled in from the request by the error middleware.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(description = "An error, as RFC 9457 problem details (application/problem+json)")]
 pub struct Problem {
+    /// A URI naming the kind of problem; its last segment is a stable slug.
     #[serde(rename = "type")]
+    #[schema(example = "https://projects-api.dev/problems/validation")]
     pub type_: String,
+    /// A short summary of the kind of problem.
+    #[schema(example = "Validation failed")]
     pub title: &'static str,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599, example = 422)]
     pub status: u16,
+    /// What went wrong with this request, for people.
+    #[schema(example = "the request has invalid fields: see `errors`")]
     pub detail: String,
+    /// The path of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/api/v1/projects")]
     pub instance: Option<String>,
+    /// The request's `X-Request-Id`, to quote when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")]
     pub request_id: Option<String>,
+    /// Every violated rule (validation failures only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
 }

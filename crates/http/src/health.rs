@@ -1,21 +1,52 @@
 //! `/health/live` and `/health/ready`.
 
 use actix_web::{HttpResponse, get, web};
-use serde_json::json;
+use serde::Serialize;
 
+use crate::openapi::ServiceUnavailable;
 use crate::{ApiError, AppState};
 
+/// The answer of a health check that passed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({ "status": "ok" }))]
+pub struct HealthStatus {
+    status: HealthState,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum HealthState {
+    Ok,
+}
+
+const OK: HealthStatus = HealthStatus {
+    status: HealthState::Ok,
+};
+
 /// The process is up.
+#[utoipa::path(
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "The process is up", body = HealthStatus))
+)]
 #[get("/health/live")]
 pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(OK)
 }
 
 /// The database answers and every migration is applied; else 503.
+#[utoipa::path(
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "Ready to serve requests", body = HealthStatus),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.store.ready().await {
-        Ok(true) => Ok(HttpResponse::Ok().json(json!({ "status": "ok" }))),
+        Ok(true) => Ok(HttpResponse::Ok().json(OK)),
         Ok(false) => Err(ApiError::Unavailable("migrations are not applied")),
         Err(error) => {
             tracing::warn!(error = ?error, "readiness check failed");

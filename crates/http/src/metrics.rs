@@ -1,0 +1,174 @@
+//! Prometheus metrics: a middleware that counts and times every request by
+//! method, route pattern and status; the pool gauges, read at scrape time;
+//! and the small app that serves the scrape (on its own listener, so that
+//! `/metrics` is never reachable through the public address).
+//!
+//! Other modules record through the `metrics` facade macros with the names
+//! below; `install_recorder` describes them all, and registers the ones that
+//! may stay untouched for a long time at zero, so that a dashboard or an
+//! alert sees the series before the first event.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{App, HttpResponse, web};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use projects_store::Store;
+
+/// Requests answered, by `method`, `route` and `status`.
+pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
+/// Request latency in seconds, by `method`, `route` and `status`.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+/// Connections the pool holds now.
+pub const DB_POOL_SIZE: &str = "db_pool_size";
+/// Idle connections in the pool.
+pub const DB_POOL_AVAILABLE: &str = "db_pool_available";
+/// Requests waiting for a connection.
+pub const DB_POOL_WAITING: &str = "db_pool_waiting";
+/// The most connections the pool may open.
+pub const DB_POOL_MAX_SIZE: &str = "db_pool_max_size";
+/// Password hashes queued or running on the bounded hashing pool (a gauge,
+/// set by the auth layer).
+pub const PASSWORD_HASH_QUEUE_DEPTH: &str = "password_hash_queue_depth";
+/// Requests refused with 429 by the rate limiter (a counter, incremented by
+/// the rate-limit middleware).
+pub const RATE_LIMITED_REQUESTS_TOTAL: &str = "rate_limited_requests_total";
+
+/// The `route` label of a request that matched no route: raw paths would
+/// let any client create series without bound.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Latency buckets in seconds: from a cached JWT check (sub-millisecond) to
+/// a pool timeout (5 s by default).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls return
+/// the same handle) and describes every metric of the service.
+///
+/// # Panics
+///
+/// If another `metrics` recorder was installed first: that is a
+/// programming error, and metrics would silently go nowhere otherwise.
+pub fn install_recorder() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(HTTP_REQUEST_DURATION_SECONDS.to_owned()),
+                    LATENCY_BUCKETS,
+                )
+                .expect("the latency buckets are not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests answered");
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from receiving a request to producing its response"
+    );
+    describe_gauge!(DB_POOL_SIZE, "Database connections held by the pool");
+    describe_gauge!(DB_POOL_AVAILABLE, "Idle database connections in the pool");
+    describe_gauge!(
+        DB_POOL_WAITING,
+        "Requests waiting for a database connection"
+    );
+    describe_gauge!(DB_POOL_MAX_SIZE, "Most database connections the pool opens");
+    describe_gauge!(
+        PASSWORD_HASH_QUEUE_DEPTH,
+        "Password hashes waiting for or running on the hashing pool"
+    );
+    describe_counter!(
+        RATE_LIMITED_REQUESTS_TOTAL,
+        "Requests refused with 429 by the rate limiter"
+    );
+    // Shown at zero from the start, so that an alert on them works before
+    // the first event.
+    gauge!(PASSWORD_HASH_QUEUE_DEPTH).set(0.0);
+    counter!(RATE_LIMITED_REQUESTS_TOTAL).absolute(0);
+}
+
+/// Middleware (`App::wrap(from_fn(record_request))`) that counts and times
+/// every request by method, matched route pattern and status.
+pub async fn record_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    // The pattern (`/api/v1/projects/{id}`), never the raw path.
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let result = next.call(request).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.as_str().to_owned()),
+    ];
+    counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
+    histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Sets the pool gauges from a snapshot of the pool.
+pub fn record_pool(store: &Store) {
+    let status = store.status();
+    // Pool sizes are small; the conversion to f64 is exact.
+    gauge!(DB_POOL_SIZE).set(status.size as f64);
+    gauge!(DB_POOL_AVAILABLE).set(status.available as f64);
+    gauge!(DB_POOL_WAITING).set(status.waiting as f64);
+    gauge!(DB_POOL_MAX_SIZE).set(status.max_size as f64);
+}
+
+/// The scrape: the pool read now, then everything in Prometheus' text format.
+async fn scrape(handle: web::Data<PrometheusHandle>, store: web::Data<Store>) -> HttpResponse {
+    record_pool(&store);
+    handle.run_upkeep();
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        ))
+        .body(handle.render())
+}
+
+/// The metrics listener's app: `GET /metrics` and nothing else.
+pub fn metrics_app(
+    handle: PrometheusHandle,
+    store: Store,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(handle))
+        .app_data(web::Data::new(store))
+        .route("/metrics", web::get().to(scrape))
+}
