@@ -7,8 +7,11 @@
 //! crate and never hold SQL strings, hashing or JWT internals.
 
 mod app;
+mod client_ip;
 mod error;
 mod health;
+pub mod middleware;
+pub mod rate_limit;
 mod state;
 
 pub use app::{app, configure};
