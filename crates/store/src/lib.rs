@@ -9,9 +9,11 @@
 mod error;
 mod migrations;
 mod pool;
+mod retry;
 mod statement;
 mod users;
 
 pub use error::StoreError;
 pub use pool::{PoolStatus, Store, StoreConfig};
+pub use retry::{TRANSACTION_ATTEMPTS, retry_transaction};
 pub use users::{NewUser, Users};

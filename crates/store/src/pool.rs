@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::StoreError;
 use crate::statement::SlowQuery;
+
+/// A pooled connection idle at least this long is checked with a round
+/// trip before it is handed out.
+const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(2);
 
 /// What the store needs to know to connect.
 #[derive(Debug, Clone)]
@@ -88,6 +92,23 @@ impl Store {
             .wait_timeout(Some(config.timeout))
             .create_timeout(Some(config.timeout))
             .recycle_timeout(Some(config.timeout))
+            .pre_recycle(Hook::async_fn(|client, metrics| {
+                Box::pin(async move {
+                    // Fast recycling trusts the client's closed flag, which
+                    // stays false until the connection task notices that the
+                    // server is gone. A connection that sat idle a while may
+                    // have outlived its server (a restart, a failover), so it
+                    // proves itself with an empty query first; a busy one
+                    // costs nothing extra.
+                    if client.is_closed() {
+                        return Err(HookError::message("the connection is closed"));
+                    }
+                    if metrics.last_used() >= VERIFY_IDLE_AFTER {
+                        client.simple_query("").await.map_err(HookError::Backend)?;
+                    }
+                    Ok(())
+                })
+            }))
             .build()
             .map_err(|error| StoreError::Other(Box::new(error)))?;
         Ok(Self {

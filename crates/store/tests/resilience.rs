@@ -1,0 +1,228 @@
+//! How the store behaves when PostgreSQL pushes back: transaction
+//! conflicts are retried a bounded number of times, timeouts are
+//! "unavailable" (503), and slow statements are logged by name only.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use projects_domain::{Email, Role};
+use projects_store::{
+    NewUser, Store, StoreConfig, StoreError, TRANSACTION_ATTEMPTS, retry_transaction,
+};
+use projects_testkit::TestDb;
+use tokio_postgres::IsolationLevel;
+
+#[tokio::test]
+async fn serialization_failures_are_retried_until_the_transaction_commits() {
+    let db = TestDb::new().await;
+    db.client()
+        .await
+        .batch_execute("CREATE TABLE ledger (n bigint PRIMARY KEY)")
+        .await
+        .expect("create table");
+    let attempts = Arc::new(AtomicU32::new(0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+
+    // Two transactions each read the count and insert it: a write skew that
+    // SERIALIZABLE refuses for one of them (40001) on the first round.
+    let run = |db: &TestDb| {
+        let (url, attempts, barrier) = (db.url().to_owned(), attempts.clone(), barrier.clone());
+        async move {
+            let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            retry_transaction(|| {
+                let (url, attempts, barrier, first) = (
+                    url.clone(),
+                    attempts.clone(),
+                    barrier.clone(),
+                    first.clone(),
+                );
+                async move {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    let (mut client, connection) =
+                        tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                    tokio::spawn(connection);
+                    let tx = client
+                        .build_transaction()
+                        .isolation_level(IsolationLevel::Serializable)
+                        .start()
+                        .await?;
+                    let count: i64 = tx
+                        .query_one("SELECT count(*) FROM ledger", &[])
+                        .await?
+                        .get(0);
+                    if first.swap(false, Ordering::SeqCst) {
+                        barrier.wait().await;
+                    }
+                    tx.execute(
+                        "INSERT INTO ledger VALUES ($1::bigint * 1000000 + pg_backend_pid())",
+                        &[&count],
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok::<_, StoreError>(count)
+                }
+            })
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(run(&db), run(&db));
+    let (a, b) = (a.expect("first commits"), b.expect("second commits"));
+    let mut counts = [a, b];
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        [0, 1],
+        "the retried transaction saw the other's row"
+    );
+    assert!(
+        attempts.load(Ordering::SeqCst) >= 3,
+        "one transaction was retried"
+    );
+}
+
+#[tokio::test]
+async fn conflicts_give_up_after_the_last_attempt_as_unavailable() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let attempts = AtomicU32::new(0);
+    let error = retry_transaction(|| async {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        client
+            .batch_execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$",
+            )
+            .await?;
+        Ok(())
+    })
+    .await
+    .expect_err("always conflicts");
+    assert_eq!(attempts.load(Ordering::SeqCst), TRANSACTION_ATTEMPTS);
+    assert!(error.is_transaction_conflict());
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+
+    // A deadlock counts too; other errors are not retried.
+    let deadlock = client
+        .batch_execute(
+            "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = 'deadlock_detected'; END $$",
+        )
+        .await
+        .map_err(StoreError::from)
+        .expect_err("raises");
+    assert!(deadlock.is_transaction_conflict());
+    let attempts = AtomicU32::new(0);
+    let error = retry_transaction(|| async {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        client.batch_execute("SELECT 1/0").await?;
+        Ok(())
+    })
+    .await
+    .expect_err("division by zero");
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    assert!(!error.is_transaction_conflict());
+}
+
+#[tokio::test]
+async fn a_statement_over_the_timeout_is_unavailable() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    client
+        .batch_execute("SET statement_timeout = 50")
+        .await
+        .expect("set");
+    let error = client
+        .batch_execute("SELECT pg_sleep(1)")
+        .await
+        .map_err(StoreError::from)
+        .expect_err("times out");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(!error.is_connection_lost());
+}
+
+#[tokio::test]
+async fn a_lost_connection_is_recognised() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    db.client()
+        .await
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .expect("terminate");
+    let error = client
+        .batch_execute("SELECT 1")
+        .await
+        .map_err(StoreError::from)
+        .expect_err("the connection is gone");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(error.is_connection_lost());
+}
+
+/// Collects the formatted log output of the current thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn slow_statements_log_their_name_and_duration_but_never_their_parameters() {
+    let db = TestDb::new().await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut config = StoreConfig::new(db.url());
+    config.slow_query = Duration::ZERO;
+    let store = Store::connect(&config).expect("valid");
+    let email = "slow.query@example.com";
+    let user = store
+        .users()
+        .insert(&NewUser {
+            email: Email::parse(email).expect("valid"),
+            name: "Grace Hopper".into(),
+            role: Role::User,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        })
+        .await
+        .expect("insert");
+    store.users().find_by_id(user.id).await.expect("found");
+    store.close();
+
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+    let slow: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &serde_json::Value| line["fields"]["message"] == "slow query")
+        .collect();
+    assert!(slow.len() >= 2, "{logs}");
+    for line in &slow {
+        assert!(
+            line["fields"]["db.statement"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("users."))
+        );
+        assert!(line["fields"]["duration_ms"].is_u64());
+    }
+    assert!(!logs.contains(email), "parameters leaked: {logs}");
+    assert!(
+        !logs.contains(&user.id.to_string()),
+        "parameters leaked: {logs}"
+    );
+    assert!(!logs.contains("Grace"), "parameters leaked: {logs}");
+}
