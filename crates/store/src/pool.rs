@@ -11,6 +11,9 @@ use crate::statement::SlowQuery;
 /// A pooled connection idle at least this long is checked with a round
 /// trip before it is handed out.
 const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(2);
+/// How long that check may take before the connection is dropped (and
+/// another one taken or opened, within the same checkout).
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the store needs to know to connect.
 #[derive(Debug, Clone)]
@@ -76,6 +79,12 @@ impl Store {
         };
         pg.options(&options);
         pg.connect_timeout(config.timeout);
+        // A server that vanished without closing its sockets (a dead host, a
+        // partition) is noticed by the kernel: unacknowledged data fails the
+        // socket after the timeout, and idle sockets are probed.
+        pg.tcp_user_timeout(config.timeout);
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(30));
         if pg.get_application_name().is_none() {
             pg.application_name("projects-api");
         }
@@ -86,13 +95,14 @@ impl Store {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let verify_timeout = config.timeout.min(VERIFY_TIMEOUT);
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(config.timeout))
             .create_timeout(Some(config.timeout))
             .recycle_timeout(Some(config.timeout))
-            .pre_recycle(Hook::async_fn(|client, metrics| {
+            .pre_recycle(Hook::async_fn(move |client, metrics| {
                 Box::pin(async move {
                     // Fast recycling trusts the client's closed flag, which
                     // stays false until the connection task notices that the
@@ -103,8 +113,14 @@ impl Store {
                     if client.is_closed() {
                         return Err(HookError::message("the connection is closed"));
                     }
+                    // deadpool runs this hook without a timeout: bound it, or
+                    // a connection to a silent peer would hang the checkout.
                     if metrics.last_used() >= VERIFY_IDLE_AFTER {
-                        client.simple_query("").await.map_err(HookError::Backend)?;
+                        match tokio::time::timeout(verify_timeout, client.simple_query("")).await {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(error)) => return Err(HookError::Backend(error)),
+                            Err(_) => return Err(HookError::message("no answer in time")),
+                        }
                     }
                     Ok(())
                 })

@@ -226,3 +226,117 @@ async fn slow_statements_log_their_name_and_duration_but_never_their_parameters(
     );
     assert!(!logs.contains("Grace"), "parameters leaked: {logs}");
 }
+
+/// A TCP proxy to PostgreSQL whose existing connections can be made to go
+/// silent: bytes are still accepted but never forwarded nor answered, as
+/// with a server that died without closing its sockets.
+struct SilencingProxy {
+    port: u16,
+}
+
+impl SilencingProxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                // Connections opened from now on work; silence applies to
+                // those open when it was switched on.
+                let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let switch = silent.clone();
+                SWITCHES.lock().expect("switches").push(switch);
+                tokio::spawn(pipe(inbound, outbound, silent));
+            }
+        });
+        Self { port }
+    }
+
+    fn silence_existing(&self) {
+        for switch in SWITCHES.lock().expect("switches").iter() {
+            switch.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+static SWITCHES: Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>> = Mutex::new(Vec::new());
+
+async fn pipe(
+    inbound: tokio::net::TcpStream,
+    outbound: tokio::net::TcpStream,
+    silent: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut in_read, mut in_write) = inbound.into_split();
+    let (mut out_read, mut out_write) = outbound.into_split();
+    let up_silent = silent.clone();
+    let up = tokio::spawn(async move {
+        let mut buffer = [0u8; 8192];
+        while let Ok(n) = in_read.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            if !up_silent.load(Ordering::SeqCst) && out_write.write_all(&buffer[..n]).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut buffer = [0u8; 8192];
+    while let Ok(n) = out_read.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        if !silent.load(Ordering::SeqCst) && in_write.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    // Keep the client's side open (silent) until the client gives up.
+    let _ = up.await;
+}
+
+#[tokio::test]
+async fn a_pooled_connection_to_a_silent_server_is_replaced_not_waited_on() {
+    let db = TestDb::new().await;
+    let pg: tokio_postgres::Config = db.url().parse().expect("a URL");
+    let (host, port) = match (pg.get_hosts().first(), pg.get_ports().first()) {
+        (Some(tokio_postgres::config::Host::Tcp(host)), Some(port)) => (host.clone(), *port),
+        _ => panic!("the test server must be reached over TCP"),
+    };
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let proxy = SilencingProxy::start(target).await;
+    let proxied = db.url().replacen(
+        &format!("{host}:{port}"),
+        &format!("127.0.0.1:{}", proxy.port),
+        1,
+    );
+    assert_ne!(proxied, db.url(), "the URL names host:port");
+    let mut config = StoreConfig::new(proxied);
+    config.pool_size = 1;
+    config.timeout = Duration::from_secs(5);
+    let store = Store::connect(&config).expect("valid");
+    assert!(store.ready().await.expect("ready through the proxy"));
+
+    // The pooled connection goes idle, then its server goes silent.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    proxy.silence_existing();
+    let started = std::time::Instant::now();
+    let ready = tokio::time::timeout(Duration::from_secs(4), store.ready())
+        .await
+        .expect("the checkout does not hang on the silent connection");
+    assert!(ready.expect("a fresh connection answers"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    store.close();
+}
