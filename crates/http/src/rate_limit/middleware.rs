@@ -30,7 +30,7 @@ pub async fn rate_limit<B: MessageBody + 'static>(
     };
     if let Some(retry_after) = standing.retry_after {
         metrics::counter!("rate_limited_requests_total").increment(1);
-        tracing::info!(
+        tracing::debug!(
             retry_after_ms = retry_after.as_millis() as u64,
             "rate limited"
         );

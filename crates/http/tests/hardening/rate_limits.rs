@@ -1,6 +1,9 @@
 //! Per-client rate limits, in memory and shared through Redis.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::test;
@@ -216,4 +219,219 @@ async fn without_redis_requests_are_served_and_limited_in_memory() {
         ]
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// The `rate_limited_requests_total` counter of this test process.
+fn rate_limited_total() -> &'static Arc<AtomicU64> {
+    struct Recorder(Arc<AtomicU64>);
+    impl metrics::Recorder for Recorder {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            key: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            if key.name() == "rate_limited_requests_total" {
+                metrics::Counter::from_arc(self.0.clone())
+            } else {
+                metrics::Counter::noop()
+            }
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+    static TOTAL: OnceLock<Arc<AtomicU64>> = OnceLock::new();
+    TOTAL.get_or_init(|| {
+        let total = Arc::new(AtomicU64::new(0));
+        metrics::set_global_recorder(Recorder(total.clone())).expect("the only recorder");
+        total
+    })
+}
+
+#[actix_web::test]
+async fn limited_requests_are_counted() {
+    let total = rate_limited_total();
+    let app = app(limits(1, 1, 0)).await;
+    let client = random_client();
+    let before = total.load(Ordering::SeqCst);
+    test::call_service(&app, get("/health/live", client)).await;
+    let response = test::call_service(&app, get("/health/live", client)).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Other tests of this process may count too: at least ours.
+    assert!(total.load(Ordering::SeqCst) > before);
+}
+
+/// A TCP proxy to Redis that can be cut (every connection closed, nothing
+/// listening) and restored on the same port: Redis going away and coming
+/// back, without touching the shared Redis.
+struct Cuttable {
+    addr: SocketAddr,
+    target: String,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cuttable {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let proxy = Self {
+            addr,
+            target,
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let (target, tasks) = (self.target.clone(), self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().expect("tasks").push(pipe);
+            }
+        });
+        self.tasks.lock().expect("tasks").push(accept);
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().expect("tasks").drain(..) {
+            task.abort();
+        }
+    }
+
+    async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("rebind");
+        self.serve(listener);
+    }
+}
+
+/// Collects formatted log lines.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
+    }
+}
+
+#[actix_web::test]
+#[ignore = "needs Redis: REDIS_URL=redis://127.0.0.1:6379 cargo test -- --include-ignored"]
+async fn when_redis_goes_away_requests_are_served_and_limited_in_memory() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let url = redis_url();
+    let target = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .and_then(|authority| authority.rsplit('@').next())
+        .expect("host:port")
+        .to_owned();
+    let proxy = Cuttable::start(target).await;
+    let app = app(shared(1, 3, &format!("redis://{}", proxy.addr))).await;
+    let client = random_client();
+    for _ in 0..2 {
+        let response = test::call_service(&app, get("/health/live", client)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert!(!logs.text().contains("unreachable"));
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            test::call_service(&app, get("/health/live", client))
+                .await
+                .status(),
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // This instance's memory knows nothing of the two requests counted in
+    // Redis: a whole burst, then the limit.
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let text = logs.text();
+    assert_eq!(text.matches("Redis is unreachable").count(), 1, "{text}");
+    assert!(text.contains("WARN"), "{text}");
+
+    proxy.restore().await;
+    // After the pause, Redis is tried again and answers.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !logs.text().contains("Redis answers again") && std::time::Instant::now() < deadline {
+        test::call_service(&app, get("/health/live", random_client())).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        logs.text().contains("Redis answers again"),
+        "{}",
+        logs.text()
+    );
 }
