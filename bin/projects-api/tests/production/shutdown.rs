@@ -89,10 +89,16 @@ async fn sigterm_finishes_every_accepted_request_then_exits_0() {
     for outcome in &outcomes {
         match outcome {
             Ok((200, body)) if body == r#"{"status":"ok"}"# => ok += 1,
+            // Never accepted (the machine was too slow to connect them all
+            // before the signal): refused, which is allowed.
+            Err(error) if error.is_connect() => {}
             other => panic!("an accepted request did not get its full response: {other:?}"),
         }
     }
-    assert_eq!(ok, IN_FLIGHT);
+    assert!(
+        ok >= IN_FLIGHT / 2,
+        "only {ok} of {IN_FLIGHT} requests were in flight"
+    );
 
     let status = server
         .wait(Duration::from_secs(20))

@@ -30,7 +30,16 @@ pub async fn finalise_problems(
     if !is_error(response.status()) {
         return Ok(response);
     }
-    let (request, response) = response.into_parts();
+    let (request, mut response) = response.into_parts();
+    // actix's own 405 (a resource whose routes lack the method) names no
+    // methods; RFC 9110 requires `Allow`.
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(header::ALLOW)
+        && let Some(allow) = crate::middleware::allow::allowed_methods(&request)
+        && let Ok(value) = HeaderValue::from_str(&allow.join(", "))
+    {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
     let body_limit = body_limit(request.app_data::<web::Data<AppState>>());
     let request_id = request
         .extensions()

@@ -125,6 +125,19 @@ async fn a_method_the_path_lacks_is_a_405_problem_with_allow() {
     let request = test::TestRequest::post().uri("/health/ready");
     let body = problem(&app, request, StatusCode::METHOD_NOT_ALLOWED).await;
     assert_eq!(body["title"], "Method not allowed");
+
+    // actix's own 405, from a resource with method routes, gets the
+    // problem body and an `Allow` header too.
+    let request = test::TestRequest::put().uri("/health/live-too");
+    problem(&app, request, StatusCode::METHOD_NOT_ALLOWED).await;
+    let response = test::call_service(
+        &app,
+        test::TestRequest::put()
+            .uri("/health/live-too")
+            .to_request(),
+    )
+    .await;
+    assert!(response.headers().contains_key("allow"));
 }
 
 #[actix_web::test]

@@ -31,6 +31,10 @@ async fn plain(code: web::Path<u16>) -> HttpResponse {
     HttpResponse::build(status).body("core::result::Result<T, E> at src/main.rs line 3")
 }
 
+async fn plain_ok() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
 /// Calls the app; an `Err` is rendered as actix's dispatcher renders it.
 pub async fn call(
     app: &impl Service<
@@ -92,7 +96,9 @@ pub async fn app_with(
         )
         .route("/test/query", web::get().to(numbers))
         .route("/test/panic", web::get().to(panics))
-        .route("/test/status/{code}", web::get().to(plain));
+        .route("/test/status/{code}", web::get().to(plain))
+        // A resource with method routes: actix itself answers 405 for others.
+        .service(web::resource("/health/live-too").route(web::get().to(plain_ok)));
     test::init_service(app).await
 }
 
