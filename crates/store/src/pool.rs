@@ -15,6 +15,10 @@ const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(2);
 /// another one taken or opened, within the same checkout).
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How much longer than `statement_timeout` we wait for the server's own
+/// timeout error before giving up on an answer.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
 /// What the store needs to know to connect.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -54,6 +58,8 @@ pub struct PoolStatus {
 pub struct Store {
     pub(crate) pool: Pool,
     pub(crate) slow: SlowQuery,
+    /// The longest wait for a pooled connection, whatever the pool is doing.
+    timeout: Duration,
 }
 
 impl Store {
@@ -129,20 +135,39 @@ impl Store {
             .map_err(|error| StoreError::Other(Box::new(error)))?;
         Ok(Self {
             pool,
-            slow: SlowQuery(config.slow_query),
+            slow: SlowQuery {
+                threshold: config.slow_query,
+                deadline: config.timeout + ANSWER_MARGIN,
+            },
+            timeout: config.timeout,
         })
     }
 
-    /// A pooled connection.
+    /// A pooled connection, within the configured timeout: the pool's own
+    /// timeouts do not cover its hooks, nor all of its steps together.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        Ok(self.pool.get().await?)
+        match tokio::time::timeout(self.timeout, self.pool.get()).await {
+            Ok(client) => Ok(client?),
+            Err(_) => Err(StoreError::Unavailable(
+                "no database connection in time".into(),
+            )),
+        }
     }
 
     /// Ready means: the database answers and every embedded migration has
-    /// been applied.
+    /// been applied. Answers within the timeout plus a margin, whatever the
+    /// database does.
     pub async fn ready(&self) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        crate::migrations::all_applied(&client).await
+        let check = async {
+            let client = self.client().await?;
+            crate::migrations::all_applied(&client).await
+        };
+        match tokio::time::timeout(self.timeout + ANSWER_MARGIN, check).await {
+            Ok(ready) => ready,
+            Err(_) => Err(StoreError::Unavailable(
+                "the database did not answer in time".into(),
+            )),
+        }
     }
 
     pub fn status(&self) -> PoolStatus {

@@ -15,7 +15,7 @@ pub const TRANSACTION_ATTEMPTS: u32 = 3;
 /// on each call) until it succeeds, fails otherwise, or has failed with a
 /// conflict `TRANSACTION_ATTEMPTS` times.
 ///
-/// ```ignore
+/// ```text
 /// retry_transaction(|| async {
 ///     let mut client = store.client().await?;
 ///     let tx = client.transaction().await?;

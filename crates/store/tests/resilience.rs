@@ -232,7 +232,10 @@ async fn slow_statements_log_their_name_and_duration_but_never_their_parameters(
 /// with a server that died without closing its sockets.
 struct SilencingProxy {
     port: u16,
+    switches: Switches,
 }
+
+type Switches = Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>;
 
 impl SilencingProxy {
     async fn start(target: std::net::SocketAddr) -> Self {
@@ -240,6 +243,8 @@ impl SilencingProxy {
             .await
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
+        let switches = Switches::default();
+        let registry = switches.clone();
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
@@ -249,21 +254,19 @@ impl SilencingProxy {
                 // those open when it was switched on.
                 let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let switch = silent.clone();
-                SWITCHES.lock().expect("switches").push(switch);
+                registry.lock().expect("switches").push(switch);
                 tokio::spawn(pipe(inbound, outbound, silent));
             }
         });
-        Self { port }
+        Self { port, switches }
     }
 
     fn silence_existing(&self) {
-        for switch in SWITCHES.lock().expect("switches").iter() {
+        for switch in self.switches.lock().expect("switches").iter() {
             switch.store(true, Ordering::SeqCst);
         }
     }
 }
-
-static SWITCHES: Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>> = Mutex::new(Vec::new());
 
 async fn pipe(
     inbound: tokio::net::TcpStream,
@@ -299,9 +302,8 @@ async fn pipe(
     let _ = up.await;
 }
 
-#[tokio::test]
-async fn a_pooled_connection_to_a_silent_server_is_replaced_not_waited_on() {
-    let db = TestDb::new().await;
+/// A store whose connections go through a `SilencingProxy`.
+async fn proxied_store(db: &TestDb, timeout: Duration) -> (Store, SilencingProxy) {
     let pg: tokio_postgres::Config = db.url().parse().expect("a URL");
     let (host, port) = match (pg.get_hosts().first(), pg.get_ports().first()) {
         (Some(tokio_postgres::config::Host::Tcp(host)), Some(port)) => (host.clone(), *port),
@@ -321,8 +323,14 @@ async fn a_pooled_connection_to_a_silent_server_is_replaced_not_waited_on() {
     assert_ne!(proxied, db.url(), "the URL names host:port");
     let mut config = StoreConfig::new(proxied);
     config.pool_size = 1;
-    config.timeout = Duration::from_secs(5);
-    let store = Store::connect(&config).expect("valid");
+    config.timeout = timeout;
+    (Store::connect(&config).expect("valid"), proxy)
+}
+
+#[tokio::test]
+async fn a_pooled_connection_to_a_silent_server_is_replaced_not_waited_on() {
+    let db = TestDb::new().await;
+    let (store, proxy) = proxied_store(&db, Duration::from_secs(5)).await;
     assert!(store.ready().await.expect("ready through the proxy"));
 
     // The pooled connection goes idle, then its server goes silent.
@@ -335,6 +343,36 @@ async fn a_pooled_connection_to_a_silent_server_is_replaced_not_waited_on() {
     assert!(ready.expect("a fresh connection answers"));
     assert!(
         started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    store.close();
+}
+
+#[tokio::test]
+async fn a_statement_on_a_connection_that_went_silent_is_unavailable_in_bounded_time() {
+    let db = TestDb::new().await;
+    let (store, proxy) = proxied_store(&db, Duration::from_millis(500)).await;
+    let missing = projects_domain::UserId::new();
+    let error = store
+        .users()
+        .find_by_id(missing)
+        .await
+        .expect_err("no such user");
+    assert!(matches!(error, StoreError::NotFound), "{error:?}");
+
+    // At once, so the connection is not checked on checkout: the statement
+    // itself must give up.
+    proxy.silence_existing();
+    let started = std::time::Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(5), store.users().find_by_id(missing))
+        .await
+        .expect("never hangs")
+        .expect_err("no answer");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    // statement timeout (500 ms) + the store's margin (1 s) + slack
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
         "{:?}",
         started.elapsed()
     );

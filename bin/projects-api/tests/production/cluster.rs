@@ -142,6 +142,40 @@ impl Cluster {
         self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
     }
 
+    /// Freezes every process of the cluster (SIGSTOP): sockets stay open
+    /// and connections look alive, but nothing answers.
+    pub fn freeze(&self) {
+        assert!(self.signal_all("STOP"), "cannot freeze the cluster");
+    }
+
+    /// Undoes `freeze`.
+    pub fn thaw(&self) {
+        assert!(self.signal_all("CONT"), "cannot thaw the cluster");
+    }
+
+    /// The postmaster and its children, by id (from `postmaster.pid`).
+    fn signal_all(&self, signal: &str) -> bool {
+        let Ok(pidfile) = std::fs::read_to_string(Path::new(&self.data()).join("postmaster.pid"))
+        else {
+            return false;
+        };
+        let Some(postmaster) = pidfile.lines().next().map(str::trim).map(str::to_owned) else {
+            return false;
+        };
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        let mut pids: Vec<String> = children.split_whitespace().map(str::to_owned).collect();
+        pids.push(postmaster);
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
     fn data(&self) -> String {
         self.dir.join("data").to_string_lossy().into_owned()
     }
@@ -175,6 +209,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A frozen cluster would ignore the stop below.
+        let _ = self.signal_all("CONT");
         let _ = self
             .command(
                 "pg_ctl",

@@ -95,6 +95,66 @@ async fn a_stopped_database_is_503_fast_and_the_server_recovers_without_a_restar
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_is_503_within_the_timeout_never_a_hang() {
+    let cluster = Cluster::start();
+    let server = Server::start(
+        &cluster.url(),
+        &[
+            ("DATABASE_TIMEOUT_MS", "1000"),
+            ("DATABASE_POOL_SIZE", "2"),
+            ("RATE_LIMIT_PER_SECOND", "0"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client");
+    let ready = || client.get(server.url("/health/ready")).send();
+    let warm = futures_join_all((0..4).map(|_| ready())).await;
+    assert!(
+        warm.iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.status() == 200))
+    );
+
+    // The pooled connections stay open and look healthy, but nothing
+    // answers on them, and new connections are not served either.
+    cluster.freeze();
+    let answers = futures_join_all((0..4).map(|_| {
+        let request = ready();
+        async move {
+            let started = Instant::now();
+            let status = request.await.map(|r| r.status().as_u16());
+            (status, started.elapsed())
+        }
+    }))
+    .await;
+    cluster.thaw();
+    for (status, elapsed) in answers {
+        let status = status.expect("an answer, not a hang");
+        assert_eq!(status, 503);
+        // The statement's timeout plus the store's margin plus slack for a
+        // busy machine.
+        assert!(
+            elapsed < Duration::from_millis(TIMEOUT_MS + 2500),
+            "took {elapsed:?}"
+        );
+    }
+
+    // Thawed: answers again, with no restart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut status = 0;
+    while Instant::now() < deadline {
+        status = ready().await.expect("an answer").status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}
+
 /// Runs the futures concurrently (reqwest futures are `Send`).
 pub async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
