@@ -109,3 +109,20 @@ async fn sigterm_finishes_every_accepted_request_then_exits_0() {
     assert!(logs.iter().any(|l| l.contains("SIGTERM")), "{logs:#?}");
     assert!(logs.iter().any(|l| l.contains("\"stopped\"")), "{logs:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_gracefully_too() {
+    let db = TestDb::new().await;
+    let mut server = Server::start(db.url(), &[("SHUTDOWN_GRACE_SECONDS", "5")]).await;
+    let response = reqwest::get(server.url("/health/ready"))
+        .await
+        .expect("ready");
+    assert_eq!(response.status(), 200);
+    server.signal("INT");
+    let status = server
+        .wait(Duration::from_secs(10))
+        .await
+        .expect("exits within the grace period");
+    assert_eq!(status.code(), Some(0), "{:#?}", server.logs());
+    assert!(server.logs().iter().any(|l| l.contains("SIGINT")));
+}
