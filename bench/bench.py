@@ -135,6 +135,7 @@ class Server:
             "DATABASE_URL": database_url,
             "JWT_SECRET": secrets.token_hex(32),
             "BIND_ADDR": f"127.0.0.1:{self.port}",
+            "METRICS_ADDR": "off",
             "RATE_LIMIT_PER_SECOND": "0",
             "AUTH_RATE_LIMIT_PER_MINUTE": "0",
             "RUST_LOG": "warn",

@@ -196,7 +196,7 @@ impl Config {
                 });
             }
         };
-        let cors_origins = env
+        let cors_origins: Vec<String> = env
             .get("CORS_ORIGINS")
             .map(|raw| {
                 raw.split(',')
@@ -206,6 +206,7 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        validate_origins(&cors_origins)?;
         Ok(Config {
             database,
             jwt_secret: jwt_secret.into(),
@@ -234,6 +235,31 @@ impl Config {
             log_format,
         })
     }
+}
+
+/// A CORS origin is `scheme://host[:port]`, nothing more: a path, a
+/// trailing slash or a wildcard never matches a browser's `Origin`.
+fn validate_origins(origins: &[String]) -> Result<(), ConfigError> {
+    for origin in origins {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let valid = rest.is_some_and(|host| {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+        if !valid {
+            return Err(ConfigError {
+                variable: "CORS_ORIGINS",
+                problem: format!(
+                    "has {origin:?}, which is not an origin like https://app.example.com"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl DatabaseConfig {
@@ -369,6 +395,31 @@ mod tests {
             with("nine-thousand").expect_err("must fail").variable,
             "METRICS_ADDR"
         );
+    }
+
+    #[test]
+    fn refuses_cors_origins_that_cannot_match() {
+        for bad in [
+            "*",
+            "app.example",
+            "https://app.example/",
+            "https://a.example/path",
+        ] {
+            let error = load(&[
+                ("DATABASE_URL", "postgres://h/db"),
+                ("JWT_SECRET", SECRET),
+                ("CORS_ORIGINS", bad),
+            ])
+            .expect_err(bad);
+            assert_eq!(error.variable, "CORS_ORIGINS");
+        }
+        let config = load(&[
+            ("DATABASE_URL", "postgres://h/db"),
+            ("JWT_SECRET", SECRET),
+            ("CORS_ORIGINS", "http://localhost:3000,https://[::1]:8443"),
+        ])
+        .expect("valid");
+        assert_eq!(config.cors_origins.len(), 2);
     }
 
     #[test]

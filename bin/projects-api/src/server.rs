@@ -3,6 +3,7 @@
 use actix_web::HttpServer;
 use anyhow::Context as _;
 use projects_auth::{PasswordHasher, TokenConfig, TokenService};
+use projects_http::rate_limit::{RateLimitConfig, RateLimits};
 use projects_http::{AppState, HttpConfig};
 use projects_store::Store;
 use tokio::signal::unix::{SignalKind, signal};
@@ -30,13 +31,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map(|addr| crate::metrics_listener::start(addr, store.clone()))
         .transpose()?;
     let metrics_handle = metrics.as_ref().map(actix_web::dev::Server::handle);
+    let http_config = HttpConfig {
+        body_limit: config.body_limit,
+        cors_origins: config.cors_origins.clone(),
+        hsts_seconds: config.hsts_seconds,
+        rate_limits: RateLimitConfig {
+            per_second: config.rate_limit_per_second,
+            burst: config.rate_limit_burst,
+            auth_per_minute: config.auth_rate_limit_per_minute,
+            redis_url: config.redis_url.clone(),
+            trust_forwarded_for: config.trust_forwarded_for,
+        },
+    };
+    // Built once, outside the per-worker factory, so that every worker
+    // counts against the same allowances.
+    let rate_limits = RateLimits::new(&http_config.rate_limits).context("invalid REDIS_URL")?;
     let state = AppState::new(
         store.clone(),
-        HttpConfig {
-            body_limit: config.body_limit,
-        },
+        http_config,
         TokenService::new(token_config(&config)),
         passwords,
+        rate_limits,
     );
     let server = HttpServer::new(move || projects_http::app(state.clone()))
         .bind(config.bind_addr)

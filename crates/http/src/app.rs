@@ -3,8 +3,9 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
-use actix_web::{App, web};
+use actix_web::{App, HttpRequest, web};
 
+use crate::middleware::{cors, problems, request_id, security_headers};
 use crate::{ApiError, AppState, auth, health, metrics, openapi, projects, users};
 
 /// Mounts every route and the shared state. The binary and the tests both
@@ -52,15 +53,24 @@ pub fn app(
         InitError = (),
     >,
 > {
+    // `wrap` puts each layer outside the previous one: read bottom-up for
+    // the order a request goes through (see `middleware`). Metrics are
+    // outermost, so that every response is counted, 429s and panics too.
+    let cors = cors::cors(&state.config.cors_origins);
     App::new()
-        .wrap(from_fn(metrics::record_request))
         .configure(configure(state))
+        .wrap(from_fn(crate::rate_limit::rate_limit))
+        .wrap(cors)
+        .wrap(from_fn(problems::finalise_problems))
+        .wrap(from_fn(security_headers::security_headers))
+        .wrap(from_fn(request_id::assign_request_id))
+        .wrap(from_fn(metrics::record_request))
 }
 
-/// Unknown paths answer 404, and known paths with a method they do not
-/// have 405 with `Allow`, in the same problem format as everything else.
-async fn not_found(request: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    match openapi::allowed_methods(request.path()) {
+/// Unknown paths answer 404 in the same problem format as everything else;
+/// a known path with a method it lacks answers 405 with `Allow`.
+async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    match openapi::allowed_methods(req.path()) {
         Some(allow) => Err(ApiError::MethodNotAllowed { allow }),
         None => Err(ApiError::NotFound),
     }

@@ -8,13 +8,16 @@
 
 mod app;
 mod auth;
+mod client_ip;
 mod cursor;
 mod error;
 pub mod extract;
 mod health;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 mod projects;
+pub mod rate_limit;
 mod state;
 mod users;
 

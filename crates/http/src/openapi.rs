@@ -15,7 +15,6 @@
 
 use std::sync::{Arc, LazyLock};
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 use utoipa::openapi::header::HeaderBuilder;
@@ -521,11 +520,11 @@ const DOCS_INDEX: &str = r#"<!DOCTYPE html>
     ))
 )]
 pub async fn docs_page() -> HttpResponse {
-    with_docs_csp(
-        HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(DOCS_INDEX),
-    )
+    // Its Content-Security-Policy (`DOCS_CSP`) is set by the security
+    // headers middleware, with every other response's headers.
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DOCS_INDEX)
 }
 
 /// Swagger UI's settings: the document above, no external validator badge
@@ -549,22 +548,12 @@ async fn docs_file(
         return Ok(docs_page().await);
     }
     match utoipa_swagger_ui::serve(&file, Arc::clone(&config)) {
-        Ok(Some(file)) => Ok(with_docs_csp(
-            HttpResponse::Ok()
-                .content_type(file.content_type)
-                .body(file.bytes.into_owned()),
-        )),
+        Ok(Some(file)) => Ok(HttpResponse::Ok()
+            .content_type(file.content_type)
+            .body(file.bytes.into_owned())),
         Ok(None) => Err(ApiError::NotFound),
         Err(error) => Err(ApiError::Internal(error.to_string().into())),
     }
-}
-
-fn with_docs_csp(mut response: HttpResponse) -> HttpResponse {
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOCS_CSP),
-    );
-    response
 }
 
 /// Mounts `/openapi.json` and `/docs`.

@@ -7,17 +7,29 @@ use std::time::Duration;
 use projects_auth::{PasswordHasher, TokenConfig, TokenService};
 use projects_store::Store;
 
+use crate::rate_limit::{RateLimitConfig, RateLimits};
+
 /// Settings of the HTTP layer, read once at start by the binary.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Origins allowed by CORS; none by default.
+    pub cors_origins: Vec<String>,
+    /// `Strict-Transport-Security: max-age=…` when above 0.
+    pub hsts_seconds: u64,
+    /// Per-client rate limits; all off by default (tests are not throttled;
+    /// the binary sets the contract's defaults).
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             body_limit: 16 * 1024,
+            cors_origins: Vec::new(),
+            hsts_seconds: 0,
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -35,32 +47,52 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     /// argon2id on a bounded blocking pool (one hash per core at a time).
     pub passwords: PasswordHasher,
+    /// Shared by every worker, so a client's allowance is per server.
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl AppState {
+    /// The state the binary builds. The rate limits are built by the caller,
+    /// once for all workers, so that it can report a bad `REDIS_URL` at start.
     pub fn new(
         store: Store,
         config: HttpConfig,
         tokens: TokenService,
         passwords: PasswordHasher,
+        rate_limits: RateLimits,
     ) -> Self {
         Self {
             store,
             config,
             tokens: Arc::new(tokens),
             passwords,
+            rate_limits: Arc::new(rate_limits),
         }
     }
 
-    /// A state for tests: default HTTP settings, [`TEST_JWT_SECRET`],
-    /// issuer and audience `projects-api`, 900 s access tokens, 30-day
-    /// refresh tokens, and the production password hasher.
+    /// A state for tests: default HTTP settings (rate limits off),
+    /// [`TEST_JWT_SECRET`], issuer and audience `projects-api`, 900 s access
+    /// tokens, 30-day refresh tokens, and the production password hasher.
     pub fn for_tests(store: Store) -> Self {
+        Self::for_tests_with(store, HttpConfig::default())
+    }
+
+    /// [`AppState::for_tests`] with other HTTP settings. Rate limits whose
+    /// Redis cannot be used stay in memory.
+    pub fn for_tests_with(store: Store, config: HttpConfig) -> Self {
+        let rate_limits = RateLimits::new(&config.rate_limits).unwrap_or_else(|_| {
+            let memory_only = RateLimitConfig {
+                redis_url: None,
+                ..config.rate_limits.clone()
+            };
+            RateLimits::new(&memory_only).unwrap_or_else(|_| RateLimits::disabled())
+        });
         Self::new(
             store,
-            HttpConfig::default(),
+            config,
             TokenService::new(test_token_config()),
             PasswordHasher::default(),
+            rate_limits,
         )
     }
 }

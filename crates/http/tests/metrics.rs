@@ -4,8 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, test, web};
-use projects_http::metrics::{self, install_recorder, metrics_app};
 use projects_http::AppState;
+use projects_http::metrics::{self, install_recorder, metrics_app};
 use projects_testkit::TestDb;
 
 async fn scrape(db: &TestDb) -> String {

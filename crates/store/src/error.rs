@@ -46,6 +46,43 @@ fn is_unavailable(code: &SqlState) -> bool {
         || code == "55P03" // lock not available (lock_timeout)
 }
 
+impl StoreError {
+    /// A serialization failure (40001) or a deadlock (40P01): the
+    /// transaction was rolled back and may be run again.
+    pub fn is_transaction_conflict(&self) -> bool {
+        self.postgres_code().is_some_and(|code| {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        })
+    }
+
+    /// The connection itself is broken (closed socket, I/O error, or a
+    /// connection-class SQLSTATE): it must not go back into service.
+    pub fn is_connection_lost(&self) -> bool {
+        let StoreError::Unavailable(cause) = self else {
+            return false;
+        };
+        let Some(error) = cause.downcast_ref::<tokio_postgres::Error>() else {
+            return false;
+        };
+        error.is_closed()
+            || error_is_io(error)
+            || error.code().is_some_and(|code| {
+                let code = code.code();
+                code.starts_with("08") || code == "57P01" || code == "57P02" || code == "57P03"
+            })
+    }
+
+    fn postgres_code(&self) -> Option<&SqlState> {
+        match self {
+            StoreError::Unavailable(cause) | StoreError::Other(cause) => cause
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(tokio_postgres::Error::code),
+            StoreError::InvalidInput(error) => error.code(),
+            _ => None,
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
         let Some(db) = error.as_db_error() else {

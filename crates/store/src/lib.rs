@@ -11,6 +11,7 @@ mod migrations;
 mod pool;
 mod projects;
 mod refresh_tokens;
+mod retry;
 mod statement;
 mod users;
 
@@ -18,4 +19,5 @@ pub use error::StoreError;
 pub use pool::{PoolStatus, Store, StoreConfig};
 pub use projects::{PlanKind, ProjectUpdate, Projects};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokens, Rotation};
+pub use retry::{TRANSACTION_ATTEMPTS, retry_transaction};
 pub use users::{Credentials, NewUser, UserChangeError, UserUpdate, Users};

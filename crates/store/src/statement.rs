@@ -23,14 +23,40 @@ impl Sql {
     }
 }
 
-/// How slow a statement may be before it logs a warning.
+/// How slow a statement may be before it logs a warning, and how long we
+/// wait for an answer at all.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct SlowQuery(pub Duration);
+pub(crate) struct SlowQuery {
+    pub threshold: Duration,
+    /// `statement_timeout` ends a slow statement on the server; this bounds
+    /// the wait when the server cannot answer at all (frozen, or gone
+    /// without closing the socket), so that a request never hangs.
+    pub deadline: Duration,
+}
 
 impl SlowQuery {
+    async fn bounded<T>(
+        self,
+        sql: &Sql,
+        work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(result) => Ok(result?),
+            Err(_) => {
+                tracing::warn!(
+                    db.statement = sql.name,
+                    "the database did not answer in time"
+                );
+                Err(StoreError::Unavailable(
+                    "the database did not answer in time".into(),
+                ))
+            }
+        }
+    }
+
     fn observe(self, sql: &Sql, started: Instant) {
         let elapsed = started.elapsed();
-        if elapsed >= self.0 {
+        if elapsed >= self.threshold {
             tracing::warn!(
                 db.statement = sql.name,
                 duration_ms = elapsed.as_millis() as u64,
@@ -46,10 +72,10 @@ impl SlowQuery {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
         let started = Instant::now();
-        let statement = client.prepare_cached(sql.text).await?;
-        let rows = client.query(&statement, params).await;
+        let statement = self.bounded(sql, client.prepare_cached(sql.text)).await?;
+        let rows = self.bounded(sql, client.query(&statement, params)).await;
         self.observe(sql, started);
-        Ok(rows?)
+        rows
     }
 
     pub(crate) async fn query_opt<C: GenericClient>(
@@ -59,10 +85,12 @@ impl SlowQuery {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, StoreError> {
         let started = Instant::now();
-        let statement = client.prepare_cached(sql.text).await?;
-        let row = client.query_opt(&statement, params).await;
+        let statement = self.bounded(sql, client.prepare_cached(sql.text)).await?;
+        let row = self
+            .bounded(sql, client.query_opt(&statement, params))
+            .await;
         self.observe(sql, started);
-        Ok(row?)
+        row
     }
 
     pub(crate) async fn query_one<C: GenericClient>(
@@ -83,9 +111,9 @@ impl SlowQuery {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
         let started = Instant::now();
-        let statement = client.prepare_cached(sql.text).await?;
-        let count = client.execute(&statement, params).await;
+        let statement = self.bounded(sql, client.prepare_cached(sql.text)).await?;
+        let count = self.bounded(sql, client.execute(&statement, params)).await;
         self.observe(sql, started);
-        Ok(count?)
+        count
     }
 }

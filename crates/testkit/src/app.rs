@@ -63,6 +63,16 @@ impl TestResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
+
+    /// The body without its `request_id`, which differs on every request:
+    /// for comparing two problem responses that must be alike.
+    pub fn body_without_request_id(&self) -> Value {
+        let mut body = self.body.clone();
+        if let Some(object) = body.as_object_mut() {
+            object.remove("request_id");
+        }
+        body
+    }
 }
 
 /// A registered user and their credentials.

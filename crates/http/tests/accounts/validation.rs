@@ -201,7 +201,10 @@ async fn malformed_json_wrong_media_types_and_large_bodies() {
 async fn the_body_limit_comes_from_the_configuration() {
     let db = TestDb::new().await;
     let mut state = AppState::for_tests(db.store().clone());
-    state.config = HttpConfig { body_limit: 64 };
+    state.config = HttpConfig {
+        body_limit: 64,
+        ..HttpConfig::default()
+    };
     let app = TestApp::with_state(db, state).await;
     let response = app
         .post_json(

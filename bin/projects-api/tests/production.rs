@@ -1,0 +1,9 @@
+//! The real binary against a real PostgreSQL: what happens when the
+//! database fails and comes back, and when the process is told to stop.
+
+mod production {
+    pub mod cluster;
+    pub mod database_failure;
+    pub mod server;
+    pub mod shutdown;
+}

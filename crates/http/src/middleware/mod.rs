@@ -1,0 +1,14 @@
+//! The middleware around every route, outermost first:
+//!
+//! 1. request id: so every response, even a refused one, carries
+//!    `X-Request-Id`, and every log line of the request its id;
+//! 2. security headers: on every response, problems included;
+//! 3. problem finaliser: every error response becomes problem+json with
+//!    the request id, and a panicking handler a 500;
+//! 4. CORS;
+//! 5. rate limits.
+
+pub mod cors;
+pub mod problems;
+pub mod request_id;
+pub mod security_headers;

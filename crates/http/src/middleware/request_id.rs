@@ -1,0 +1,125 @@
+//! `X-Request-Id`: the client's id when it is sane, else a new UUID. The id
+//! goes into the request's extensions (for problem bodies), onto the
+//! response, and onto a tracing span that every log line of the request is
+//! written inside, so the logs of one request can be found by its id.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage as _, ResponseError as _, web};
+use futures_util::FutureExt as _;
+use tracing::Instrument as _;
+
+use crate::middleware::{problems, security_headers};
+use crate::{ApiError, AppState};
+
+/// The header that carries the id both ways.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client-chosen id we keep.
+const MAX_LEN: usize = 128;
+
+/// The id of the request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// A client's id is kept when it is 1 to 128 visible ASCII characters, so
+/// that it cannot break a log line or a header.
+fn sane(value: &HeaderValue) -> Option<String> {
+    let bytes = value.as_bytes();
+    let visible = |byte: &u8| (0x21..=0x7e).contains(byte);
+    (!bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(visible))
+        .then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+pub async fn assign_request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(sane)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        http.method = %req.method(),
+        http.route = tracing::field::Empty,
+        http.status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    // What a failure response needs, kept before the request moves on: a
+    // panic or an error leaves no request to read them from.
+    let path = req.path().to_owned();
+    let state = req.app_data::<web::Data<AppState>>();
+    let (body_limit, hsts) = (
+        problems::body_limit(state),
+        security_headers::hsts_seconds(state),
+    );
+
+    let outcome = AssertUnwindSafe(next.call(req).instrument(span.clone()))
+        .catch_unwind()
+        .await;
+    let failure = match outcome {
+        Ok(Ok(mut response)) => {
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert(X_REQUEST_ID, value);
+            }
+            if let Some(route) = response.request().match_pattern() {
+                span.record("http.route", route.as_str());
+            }
+            finished(&span, response.status(), started);
+            return Ok(response);
+        }
+        Ok(Err(error)) => error.error_response(),
+        Err(_panic) => {
+            // The panic message went to stderr through the panic hook; the
+            // worker keeps serving and the client gets the generic 500.
+            let _entered = span.enter();
+            ApiError::Internal("a request handler panicked".into()).error_response()
+        }
+    };
+    let mut response = problems::complete(failure, &path, Some(id.clone()), body_limit);
+    security_headers::apply(response.headers_mut(), &path, hsts);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    finished(&span, response.status(), started);
+    Err(problems::Prepared::new(response).into())
+}
+
+fn finished(span: &tracing::Span, status: StatusCode, started: Instant) {
+    span.record("http.status", status.as_u16());
+    span.record("duration_ms", started.elapsed().as_millis() as u64);
+    span.in_scope(|| tracing::info!("request finished"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_sane_client_ids() {
+        let ok = HeaderValue::from_static("abc-123_XYZ.~!");
+        assert_eq!(sane(&ok).as_deref(), Some("abc-123_XYZ.~!"));
+        assert_eq!(sane(&HeaderValue::from_static("")), None);
+        assert_eq!(sane(&HeaderValue::from_static("has space")), None);
+        let long = "a".repeat(129);
+        assert_eq!(sane(&HeaderValue::from_str(&long).expect("valid")), None);
+        let max = "a".repeat(128);
+        assert_eq!(
+            sane(&HeaderValue::from_str(&max).expect("valid")),
+            Some(max)
+        );
+        let non_ascii = HeaderValue::from_bytes("é".as_bytes()).expect("valid");
+        assert_eq!(sane(&non_ascii), None);
+    }
+}
