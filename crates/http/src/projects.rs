@@ -9,11 +9,16 @@ use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
     Page, Project, ProjectAccess, ProjectCursor, ProjectId, ProjectListQuery, ProjectScope, Role,
 };
+use projects_domain::{ProjectSort, ProjectStatus};
 use projects_store::ProjectUpdate;
 use secrecy::ExposeSecret as _;
 
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
+use crate::openapi::{
+    BadRequest, Forbidden, InternalError, NotFound, PayloadTooLarge, PreconditionFailed,
+    ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
 use crate::{ApiError, AppState};
 
 const BASE: &str = "/api/v1/projects";
@@ -44,8 +49,26 @@ fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) ->
 }
 
 /// `POST /api/v1/projects`: the caller owns the new project.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "create_project",
+    request_body = NewProject,
+    responses(
+        (status = 201, description = "Created; you own it", body = Project, headers(
+            ("Location" = String, description = "The new project: `/api/v1/projects/{id}`"),
+            ("ETag" = String, description = "The project's version, quoted: `\"1\"`"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[post("/api/v1/projects")]
-async fn create(
+pub async fn create(
     caller: CurrentUser,
     state: web::Data<AppState>,
     body: ValidatedJson<NewProject>,
@@ -58,8 +81,22 @@ async fn create(
 }
 
 /// `GET /api/v1/projects/{id}`.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "get_project",
+    params(("id" = uuid::Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "The project", body = Project, headers(("ETag" = String, description = "The project's version, quoted: `\"3\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[get("/api/v1/projects/{id}")]
-async fn get_one(
+pub async fn get_one(
     caller: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<ProjectId>,
@@ -71,8 +108,31 @@ async fn get_one(
 /// `PATCH /api/v1/projects/{id}`: only the fields sent change; with
 /// `If-Match`, only if the version still matches (else 412, nothing
 /// changed). An empty body changes nothing and answers the project as it is.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "update_project",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The project's id"),
+        ("If-Match" = Option<String>, Header, description = "Update only if the project's version is still this one: \
+            an `ETag` such as `\"3\"`, a list of them, or `*`; else 412 and nothing changes"),
+    ),
+    request_body = ProjectPatch,
+    responses(
+        (status = 200, description = "The project, updated", body = Project, headers(("ETag" = String, description = "The project's version, quoted: `\"3\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[patch("/api/v1/projects/{id}")]
-async fn update(
+pub async fn update(
     caller: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<ProjectId>,
@@ -92,8 +152,22 @@ async fn update(
 }
 
 /// `DELETE /api/v1/projects/{id}`.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "delete_project",
+    params(("id" = uuid::Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[delete("/api/v1/projects/{id}")]
-async fn remove(
+pub async fn remove(
     caller: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<ProjectId>,
@@ -106,8 +180,43 @@ async fn remove(
 /// `GET /api/v1/projects`: the caller's own projects; admins may pass
 /// `owner_id` (another owner's) or `all=true` (everyone's), others get 403
 /// for trying.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "list_projects",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page, with the same other parameters"),
+        ("status" = Option<ProjectStatus>, Query, description = "Only projects with this status"),
+        ("sort" = Option<ProjectSort>, Query, description = "The order (default `-created_at`, newest first); `-` is descending"),
+        ("owner_id" = Option<uuid::Uuid>, Query, description = "Admins: another owner's projects (not with `all`)"),
+        ("all" = Option<bool>, Query, description = "Admins: everyone's projects (not with `owner_id`)"),
+    ),
+    responses(
+        (status = 200, description = "A page of projects", body = Page<Project>,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` when there is a next page")),
+            example = json!({
+                "data": [{
+                    "id": "01936f4f-1c2d-7e3f-8a4b-5c6d7e8f9a0b",
+                    "owner_id": "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f",
+                    "name": "Apollo",
+                    "description": "Land on the Moon and return safely.",
+                    "status": "active",
+                    "version": 1,
+                    "created_at": "2026-01-02T03:04:05.123456Z",
+                    "updated_at": "2026-01-02T03:04:05.123456Z"
+                }],
+                "next_cursor": "AZNvTo0qezyeHyo7TF1ufw"
+            })),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[get("/api/v1/projects")]
-async fn list(
+pub async fn list(
     caller: CurrentUser,
     state: web::Data<AppState>,
     params: ProjectListParams,
