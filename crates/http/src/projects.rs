@@ -113,7 +113,8 @@ pub async fn get_one(
     operation_id = "update_project",
     params(
         ("id" = uuid::Uuid, Path, description = "The project's id"),
-        ("If-Match" = Option<String>, Header, description = "Update only if the project's version is still this one: \
+        ("If-Match" = Option<String>, Header, nullable = false,
+            pattern = r#"^(\*|(W/)?"[!#-+\--~]*"( *, *(W/)?"[!#-+\--~]*")*)$"#, description = "Update only if the project's version is still this one: \
             an `ETag` such as `\"3\"`, a list of them, or `*`; else 412 and nothing changes"),
     ),
     request_body = ProjectPatch,
@@ -185,7 +186,7 @@ pub async fn remove(
     operation_id = "list_projects",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
-        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page, with the same other parameters"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page, with the same other parameters"),
         ("status" = Option<ProjectStatus>, Query, description = "Only projects with this status"),
         ("sort" = Option<ProjectSort>, Query, description = "The order (default `-created_at`, newest first); `-` is descending"),
         ("owner_id" = Option<uuid::Uuid>, Query, description = "Admins: another owner's projects (not with `all`)"),

@@ -189,7 +189,7 @@ fn decode_cursor(raw: &str) -> Result<UserId, ApiError> {
     operation_id = "list_users",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
-        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "A page of users, oldest first", body = UserPage,
