@@ -114,8 +114,9 @@ pub async fn get_one(
     params(
         ("id" = uuid::Uuid, Path, description = "The project's id"),
         ("If-Match" = Option<String>, Header, nullable = false,
-            pattern = r#"^(\*|(W/)?"[!#-+\--~]*"( *, *(W/)?"[!#-+\--~]*")*)$"#, description = "Update only if the project's version is still this one: \
-            an `ETag` such as `\"3\"`, a list of them, or `*`; else 412 and nothing changes"),
+            pattern = r#"^ *(\*|((W/)?"[!#-+\--~]*")?( *, *((W/)?"[!#-+\--~]*")?)*) *$"#, description = "Update only if the project's version is still this one: \
+            an `ETag` such as `\"3\"`, a list of them, or `*`; else 412 and nothing changes \
+            (an empty list matches nothing)"),
     ),
     request_body = ProjectPatch,
     responses(
@@ -223,15 +224,17 @@ pub async fn list(
     params: ProjectListParams,
 ) -> Result<HttpResponse, ApiError> {
     let admin = caller.role == Role::Admin;
+    // Who may use the admin-only parameters comes first: a user who sends
+    // both is refused for using them at all, not for combining them.
     let scope = match (params.all, params.owner_id) {
+        (true, _) | (_, Some(_)) if !admin => return Err(ApiError::Forbidden),
         (true, Some(_)) => {
             return Err(ApiError::BadRequest(
                 "`all=true` and `owner_id` cannot be combined".into(),
             ));
         }
-        (true, None) if admin => ProjectScope::All,
-        (false, Some(owner)) if admin => ProjectScope::Owner(owner),
-        (true, None) | (false, Some(_)) => return Err(ApiError::Forbidden),
+        (true, None) => ProjectScope::All,
+        (false, Some(owner)) => ProjectScope::Owner(owner),
         (false, None) => ProjectScope::Owner(caller.id),
     };
     let query = ProjectListQuery {
@@ -316,7 +319,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Vec<i32>>, ApiError> {
     let mut versions = Vec::new();
     for value in values {
         let text = value.to_str().map_err(|_| malformed())?;
-        for tag in text.split(',').map(str::trim) {
+        // Empty list elements are allowed and ignored (RFC 9110, 5.6.1.2):
+        // an empty `If-Match` lists no tag, so it matches nothing (412).
+        for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
             if tag == "*" {
                 return Ok(None);
             }
@@ -359,6 +364,9 @@ mod tests {
         // Weak and foreign tags are well-formed but match nothing.
         assert_eq!(parse("W/\"3\"").ok(), Some(Some(vec![])));
         assert_eq!(parse("\"abc\"").ok(), Some(Some(vec![])));
+        // Empty elements are skipped; an empty list matches nothing.
+        assert_eq!(parse("").ok(), Some(Some(vec![])));
+        assert_eq!(parse("\"2\", , \"5\",").ok(), Some(Some(vec![2, 5])));
         for bad in ["3", "\"3", "'3'", "\"3\"x"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
