@@ -24,7 +24,7 @@ const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoke
 
 /// The tokens object of the contract.
 #[derive(Serialize, utoipa::ToSchema)]
-#[schema(example = json!({
+#[schema(description = "An access token and the refresh token that renews it.", example = json!({
     "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzNmY0ZSJ9.c2lnbmF0dXJl",
     "refresh_token": "hV3tq0nJ7cY2mWlq1XbS9e4Kd8ZrPfA6uGoT5iLsNyE",
     "token_type": "Bearer",

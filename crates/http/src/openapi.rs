@@ -670,6 +670,21 @@ mod tests {
     }
 
     #[test]
+    fn allow_comes_from_the_most_literal_template() {
+        // `/users/me` is its own path, not `/users/{id}` with id "me".
+        assert_eq!(
+            allowed_methods("/api/v1/users/me"),
+            Some(vec!["GET", "PATCH"])
+        );
+        assert_eq!(
+            allowed_methods("/api/v1/users/01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f"),
+            Some(vec!["GET", "PATCH", "DELETE"])
+        );
+        assert_eq!(allowed_methods("/docs/swagger-ui.css"), Some(vec!["GET"]));
+        assert_eq!(allowed_methods("/api/v1/nope"), None);
+    }
+
+    #[test]
     fn links_chain_create_get_patch_delete_when_the_operations_exist() {
         let mut create = PathItem::new(HttpMethod::Post, op("create_project", "201"));
         create.get = Some(op("list_projects", "200"));

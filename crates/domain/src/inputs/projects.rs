@@ -18,6 +18,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
 /// name is reported with every other violation; once validated it is set.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate, utoipa::ToSchema)]
 #[schema(
+    description = "A new project, owned by the caller. Unknown fields are refused (422).",
     example = json!({
         "name": "Apollo",
         "description": "Land on the Moon and return safely.",
