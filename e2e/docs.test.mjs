@@ -31,8 +31,10 @@ async function accessToken() {
     }),
   });
   if (response.status === 404) return null;
-  assert.equal(response.status, 201, `register: ${await response.text()}`);
-  return (await response.json()).tokens.access_token;
+  // Read the body once: the failure message and the tokens both need it.
+  const body = await response.text();
+  assert.equal(response.status, 201, `register: ${body}`);
+  return JSON.parse(body).tokens.access_token;
 }
 
 /** Expands one operation, runs it with "Try it out", returns the status shown. */

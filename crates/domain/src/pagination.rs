@@ -49,7 +49,10 @@ impl Default for Limit {
 
 /// The orders the project list offers; ties are broken by id in the same
 /// direction, so that every order is total.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[schema(example = "-created_at")]
 pub enum ProjectSort {
     #[serde(rename = "created_at")]
     CreatedAtAsc,
@@ -205,9 +208,12 @@ pub struct Slice<T, K> {
 }
 
 /// A page as the client sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
+    /// The items of this page, in the list's order.
     pub data: Vec<T>,
+    /// Pass it as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true, example = "AZNvTo0qezyeHyo7TF1ufw")]
     pub next_cursor: Option<String>,
 }
 

@@ -11,6 +11,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::extract::ValidatedJson;
+use crate::openapi::{
+    BadRequest, Conflict, InternalError, PayloadTooLarge, ServiceUnavailable, TooManyRequests,
+    Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
 use crate::{ApiError, AppState};
 
 /// The one message for a failed login, whatever failed.
@@ -19,11 +23,23 @@ const BAD_CREDENTIALS: &str = "the e-mail address or the password is incorrect";
 const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 /// The tokens object of the contract.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(description = "An access token and the refresh token that renews it.", example = json!({
+    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzNmY0ZSJ9.c2lnbmF0dXJl",
+    "refresh_token": "hV3tq0nJ7cY2mWlq1XbS9e4Kd8ZrPfA6uGoT5iLsNyE",
+    "token_type": "Bearer",
+    "expires_in": 900
+}))]
 pub struct Tokens {
+    /// A JWT for `Authorization: Bearer …`.
     pub access_token: String,
+    /// An opaque token for `POST /api/v1/auth/refresh` and `/logout`;
+    /// it works once.
     pub refresh_token: String,
+    #[schema(value_type = String, example = "Bearer", pattern = "^Bearer$")]
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(minimum = 0, example = 900)]
     pub expires_in: u64,
 }
 
@@ -35,14 +51,40 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Session {
+/// A new session: the user and their tokens.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "user": {
+        "id": "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f",
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "role": "user",
+        "created_at": "2026-01-02T03:04:05.123456Z",
+        "updated_at": "2026-01-02T03:04:05.123456Z"
+    },
+    "tokens": {
+        "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzNmY0ZSJ9.c2lnbmF0dXJl",
+        "refresh_token": "hV3tq0nJ7cY2mWlq1XbS9e4Kd8ZrPfA6uGoT5iLsNyE",
+        "token_type": "Bearer",
+        "expires_in": 900
+    }
+}))]
+pub struct Session {
     user: User,
     tokens: Tokens,
 }
 
-#[derive(Debug, Serialize)]
-struct Refreshed {
+/// Rotated tokens.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "tokens": {
+        "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzNmY0ZSJ9.c2lnbmF0dXJl",
+        "refresh_token": "hV3tq0nJ7cY2mWlq1XbS9e4Kd8ZrPfA6uGoT5iLsNyE",
+        "token_type": "Bearer",
+        "expires_in": 900
+    }
+}))]
+pub struct Refreshed {
     tokens: Tokens,
 }
 
@@ -113,8 +155,26 @@ fn refresh_expiry(state: &AppState) -> time::OffsetDateTime {
 
 /// `POST /api/v1/auth/register`: 201 `{user, tokens}`; 409 when the e-mail
 /// is taken in any letter case.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "register",
+    security(()),
+    request_body = Registration,
+    responses(
+        (status = 201, description = "Registered, with a first session", body = Session,
+            headers(("Location" = String, description = "The new user: `/api/v1/users/{id}`"))),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+        (status = 409, response = Conflict),
+    )
+)]
 #[post("/api/v1/auth/register")]
-async fn register(
+pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidatedJson<Registration>,
@@ -153,8 +213,25 @@ async fn register(
 /// `POST /api/v1/auth/login`: 200 `{user, tokens}`; 401 with one body for
 /// an unknown e-mail and a wrong password, which both cost one argon2
 /// verification.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "login",
+    security(()),
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in: a new session", body = Session),
+        (status = 401, response = Unauthorized),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[post("/api/v1/auth/login")]
-async fn login(
+pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidatedJson<Login>,
@@ -204,8 +281,25 @@ async fn login(
 
 /// `POST /api/v1/auth/refresh`: 200 `{tokens}`; the presented token stops
 /// working. A token presented twice revokes its whole family (401).
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "refresh",
+    security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the presented refresh token stops working", body = Refreshed),
+        (status = 401, response = Unauthorized),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[post("/api/v1/auth/refresh")]
-async fn refresh(
+pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidatedJson<RefreshRequest>,
@@ -241,8 +335,24 @@ async fn refresh(
 
 /// `POST /api/v1/auth/logout`: revokes the token's family; 204 whatever
 /// the token (idempotent).
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "logout",
+    security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "The token's family is revoked (also when it already was)"),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[post("/api/v1/auth/logout")]
-async fn logout(
+pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidatedJson<RefreshRequest>,

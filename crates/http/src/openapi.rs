@@ -25,8 +25,11 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi as _};
 
 use crate::error::{ApiError, FieldError, Problem};
-use crate::health;
-use projects_domain::{Project, ProjectStatus, Role, User};
+use crate::{auth, health, projects, users};
+use projects_domain::inputs::{
+    Login, NewProject, ProjectPatch, RefreshRequest, Registration, UserPatch, UserSelfPatch,
+};
+use projects_domain::{Project, ProjectSort, ProjectStatus, Role, User};
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -59,9 +62,48 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
     servers((url = "/", description = "The server that serves this document")),
-    paths(health::live, health::ready, openapi_document, docs_page),
+    paths(
+        auth::register,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        users::me,
+        users::update_me,
+        users::list,
+        users::get_one,
+        users::update,
+        users::remove,
+        projects::create,
+        projects::list,
+        projects::get_one,
+        projects::update,
+        projects::remove,
+        health::live,
+        health::ready,
+        openapi_document,
+        docs_page,
+    ),
     components(
-        schemas(Problem, FieldError, User, Project, Role, ProjectStatus),
+        schemas(
+            Problem,
+            FieldError,
+            User,
+            Project,
+            Role,
+            ProjectStatus,
+            ProjectSort,
+            Registration,
+            Login,
+            RefreshRequest,
+            UserSelfPatch,
+            UserPatch,
+            NewProject,
+            ProjectPatch,
+            auth::Tokens,
+            auth::Session,
+            auth::Refreshed,
+            users::UserPage,
+        ),
         responses(
             BadRequest,
             Unauthorized,
@@ -78,7 +120,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             InternalError,
         ),
     ),
-    modifiers(&BearerAuth, &ResourceLinks),
+    modifiers(&BearerAuth, &ResourceLinks, &ClosedInputs),
     tags(
         (name = "auth", description = "Register, log in, refresh and revoke tokens"),
         (name = "users", description = "Your account, and user administration"),
@@ -114,6 +156,41 @@ impl Modify for BearerAuth {
             BEARER_AUTH,
             Vec::<String>::new(),
         )]);
+    }
+}
+
+/// The request bodies, whose unknown fields the server rejects (422,
+/// `unknown_field`): documented with `additionalProperties: false`.
+const CLOSED_INPUTS: &[&str] = &[
+    "Registration",
+    "Login",
+    "RefreshRequest",
+    "UserSelfPatch",
+    "UserPatch",
+    "NewProject",
+    "ProjectPatch",
+];
+
+/// Marks `CLOSED_INPUTS` closed (utoipa derives that only from serde's
+/// `deny_unknown_fields`, which would stop at the first unknown field
+/// instead of reporting them all).
+#[derive(Debug)]
+struct ClosedInputs;
+
+impl Modify for ClosedInputs {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in CLOSED_INPUTS {
+            if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(object))) =
+                components.schemas.get_mut(*name)
+            {
+                object.additional_properties = Some(Box::new(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ));
+            }
+        }
     }
 }
 
@@ -321,7 +398,8 @@ pub fn openapi_json() -> String {
 
 /// The methods the document lists for the path that `path` matches, if
 /// any: the `Allow` of a 405. Every route is documented (a test checks), so
-/// the document is the one list of what each path has.
+/// the document is the one list of what each path has; the docs' files
+/// under `/docs/` are the one exception.
 pub fn allowed_methods(path: &str) -> Option<Vec<&'static str>> {
     static PATHS: LazyLock<Vec<(Vec<String>, Vec<&'static str>)>> = LazyLock::new(|| {
         openapi()
@@ -344,15 +422,23 @@ pub fn allowed_methods(path: &str) -> Option<Vec<&'static str>> {
             })
             .collect()
     });
+    // The docs' own files are served (GET only) but are not operations.
+    if path.starts_with("/docs/") {
+        return Some(vec!["GET"]);
+    }
     let segments: Vec<&str> = path.split('/').collect();
-    PATHS.iter().find_map(|(template, methods)| {
-        let matches = template.len() == segments.len()
-            && template
-                .iter()
-                .zip(&segments)
-                .all(|(t, s)| t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty()));
-        matches.then(|| methods.clone())
-    })
+    // The template with the most literal segments wins, as in the router:
+    // `/api/v1/users/me` rather than `/api/v1/users/{id}`.
+    PATHS
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| {
+                    t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty())
+                })
+        })
+        .max_by_key(|(template, _)| template.iter().filter(|t| !t.starts_with('{')).count())
+        .map(|(_, methods)| methods.clone())
 }
 
 /// One shared error response: a `Problem` whose example is what the server
@@ -561,7 +647,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(OPENAPI_PATH, web::get().to(openapi_document))
         .route(DOCS_PATH, web::get().to(docs_page))
         .service(
+            // Guarded, so that other methods reach the default service (405
+            // with `Allow`) like every other route's.
             web::resource("/docs/{file:.*}")
+                .guard(actix_web::guard::Get())
                 .app_data(web::Data::new(swagger_config()))
                 .route(web::get().to(docs_file)),
         );
@@ -578,6 +667,21 @@ mod tests {
             .operation_id(Some(id))
             .response(status, ResponseBuilder::new().description("ok").build())
             .build()
+    }
+
+    #[test]
+    fn allow_comes_from_the_most_literal_template() {
+        // `/users/me` is its own path, not `/users/{id}` with id "me".
+        assert_eq!(
+            allowed_methods("/api/v1/users/me"),
+            Some(vec!["GET", "PATCH"])
+        );
+        assert_eq!(
+            allowed_methods("/api/v1/users/01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f"),
+            Some(vec!["GET", "PATCH", "DELETE"])
+        );
+        assert_eq!(allowed_methods("/docs/swagger-ui.css"), Some(vec!["GET"]));
+        assert_eq!(allowed_methods("/api/v1/nope"), None);
     }
 
     #[test]

@@ -9,11 +9,16 @@ use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
     Page, Project, ProjectAccess, ProjectCursor, ProjectId, ProjectListQuery, ProjectScope, Role,
 };
+use projects_domain::{ProjectSort, ProjectStatus};
 use projects_store::ProjectUpdate;
 use secrecy::ExposeSecret as _;
 
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
+use crate::openapi::{
+    BadRequest, Forbidden, InternalError, NotFound, PayloadTooLarge, PreconditionFailed,
+    ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
 use crate::{ApiError, AppState};
 
 const BASE: &str = "/api/v1/projects";
@@ -44,8 +49,26 @@ fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) ->
 }
 
 /// `POST /api/v1/projects`: the caller owns the new project.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "create_project",
+    request_body = NewProject,
+    responses(
+        (status = 201, description = "Created; you own it", body = Project, headers(
+            ("Location" = String, description = "The new project: `/api/v1/projects/{id}`"),
+            ("ETag" = String, description = "The project's version, quoted: `\"1\"`"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[post("/api/v1/projects")]
-async fn create(
+pub async fn create(
     caller: CurrentUser,
     state: web::Data<AppState>,
     body: ValidatedJson<NewProject>,
@@ -58,8 +81,22 @@ async fn create(
 }
 
 /// `GET /api/v1/projects/{id}`.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "get_project",
+    params(("id" = uuid::Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "The project", body = Project, headers(("ETag" = String, description = "The project's version, quoted: `\"3\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[get("/api/v1/projects/{id}")]
-async fn get_one(
+pub async fn get_one(
     caller: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<ProjectId>,
@@ -71,8 +108,33 @@ async fn get_one(
 /// `PATCH /api/v1/projects/{id}`: only the fields sent change; with
 /// `If-Match`, only if the version still matches (else 412, nothing
 /// changed). An empty body changes nothing and answers the project as it is.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "update_project",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The project's id"),
+        ("If-Match" = Option<String>, Header, nullable = false,
+            pattern = r#"^ *(\*|((W/)?"[!#-+\--~]*")?( *, *((W/)?"[!#-+\--~]*")?)*) *$"#, description = "Update only if the project's version is still this one: \
+            an `ETag` such as `\"3\"`, a list of them, or `*`; else 412 and nothing changes \
+            (an empty list matches nothing)"),
+    ),
+    request_body = ProjectPatch,
+    responses(
+        (status = 200, description = "The project, updated", body = Project, headers(("ETag" = String, description = "The project's version, quoted: `\"3\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[patch("/api/v1/projects/{id}")]
-async fn update(
+pub async fn update(
     caller: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<ProjectId>,
@@ -92,8 +154,22 @@ async fn update(
 }
 
 /// `DELETE /api/v1/projects/{id}`.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "delete_project",
+    params(("id" = uuid::Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[delete("/api/v1/projects/{id}")]
-async fn remove(
+pub async fn remove(
     caller: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<ProjectId>,
@@ -106,22 +182,59 @@ async fn remove(
 /// `GET /api/v1/projects`: the caller's own projects; admins may pass
 /// `owner_id` (another owner's) or `all=true` (everyone's), others get 403
 /// for trying.
+#[utoipa::path(
+    tag = "projects",
+    operation_id = "list_projects",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page, with the same other parameters"),
+        ("status" = Option<ProjectStatus>, Query, description = "Only projects with this status"),
+        ("sort" = Option<ProjectSort>, Query, description = "The order (default `-created_at`, newest first); `-` is descending"),
+        ("owner_id" = Option<uuid::Uuid>, Query, description = "Admins: another owner's projects (not with `all`)"),
+        ("all" = Option<bool>, Query, description = "Admins: everyone's projects (not with `owner_id`)"),
+    ),
+    responses(
+        (status = 200, description = "A page of projects", body = Page<Project>,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` when there is a next page")),
+            example = json!({
+                "data": [{
+                    "id": "01936f4f-1c2d-7e3f-8a4b-5c6d7e8f9a0b",
+                    "owner_id": "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f",
+                    "name": "Apollo",
+                    "description": "Land on the Moon and return safely.",
+                    "status": "active",
+                    "version": 1,
+                    "created_at": "2026-01-02T03:04:05.123456Z",
+                    "updated_at": "2026-01-02T03:04:05.123456Z"
+                }],
+                "next_cursor": "AZNvTo0qezyeHyo7TF1ufw"
+            })),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[get("/api/v1/projects")]
-async fn list(
+pub async fn list(
     caller: CurrentUser,
     state: web::Data<AppState>,
     params: ProjectListParams,
 ) -> Result<HttpResponse, ApiError> {
     let admin = caller.role == Role::Admin;
+    // Who may use the admin-only parameters comes first: a user who sends
+    // both is refused for using them at all, not for combining them.
     let scope = match (params.all, params.owner_id) {
+        (true, _) | (_, Some(_)) if !admin => return Err(ApiError::Forbidden),
         (true, Some(_)) => {
             return Err(ApiError::BadRequest(
                 "`all=true` and `owner_id` cannot be combined".into(),
             ));
         }
-        (true, None) if admin => ProjectScope::All,
-        (false, Some(owner)) if admin => ProjectScope::Owner(owner),
-        (true, None) | (false, Some(_)) => return Err(ApiError::Forbidden),
+        (true, None) => ProjectScope::All,
+        (false, Some(owner)) => ProjectScope::Owner(owner),
         (false, None) => ProjectScope::Owner(caller.id),
     };
     let query = ProjectListQuery {
@@ -206,7 +319,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Vec<i32>>, ApiError> {
     let mut versions = Vec::new();
     for value in values {
         let text = value.to_str().map_err(|_| malformed())?;
-        for tag in text.split(',').map(str::trim) {
+        // Empty list elements are allowed and ignored (RFC 9110, 5.6.1.2):
+        // an empty `If-Match` lists no tag, so it matches nothing (412).
+        for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
             if tag == "*" {
                 return Ok(None);
             }
@@ -249,6 +364,9 @@ mod tests {
         // Weak and foreign tags are well-formed but match nothing.
         assert_eq!(parse("W/\"3\"").ok(), Some(Some(vec![])));
         assert_eq!(parse("\"abc\"").ok(), Some(Some(vec![])));
+        // Empty elements are skipped; an empty list matches nothing.
+        assert_eq!(parse("").ok(), Some(Some(vec![])));
+        assert_eq!(parse("\"2\", , \"5\",").ok(), Some(Some(vec![2, 5])));
         for bad in ["3", "\"3", "'3'", "\"3\"x"] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -12,14 +12,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::log_attempt;
 use crate::extract::{AdminUser, CurrentUser, ValidatedJson};
+use crate::openapi::{
+    BadRequest, Conflict, Forbidden, InternalError, NotFound, PayloadTooLarge, ServiceUnavailable,
+    TooManyRequests, Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
 use crate::{ApiError, AppState};
 
 /// Page size bounds of `GET /api/v1/users`.
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
+/// The caller's own account.
+const ME: &str = "/api/v1/users/me";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    // `/users/me` before `/users/{id}`, so that "me" is never taken for an id.
+    // `/users/me` before `/users/{id}`, so that "me" is never taken for an
+    // id; the `{id}` routes also refuse "me" (`not_me`), so that a method
+    // `/users/me` lacks (DELETE) falls through to the default service and
+    // answers 405 with `Allow`, instead of reaching `/users/{id}`.
     cfg.service(me)
         .service(update_me)
         .service(list)
@@ -38,8 +47,19 @@ fn gone(error: StoreError) -> ApiError {
 }
 
 /// `GET /api/v1/users/me`.
+#[utoipa::path(
+    tag = "users",
+    operation_id = "get_me",
+    responses(
+        (status = 200, description = "Your account", body = User),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[get("/api/v1/users/me")]
-async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpResponse, ApiError> {
+pub async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpResponse, ApiError> {
     let user = state
         .store
         .users()
@@ -51,8 +71,23 @@ async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpRespo
 
 /// `PATCH /api/v1/users/me`: `name`; `password` with `current_password`.
 /// A password change revokes every refresh token of the user.
+#[utoipa::path(
+    tag = "users",
+    operation_id = "update_me",
+    request_body = UserSelfPatch,
+    responses(
+        (status = 200, description = "Your account, updated", body = User),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[patch("/api/v1/users/me")]
-async fn update_me(
+pub async fn update_me(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: CurrentUser,
@@ -102,9 +137,22 @@ struct ListQuery {
 }
 
 /// A page of users, as the contract's lists show it.
-#[derive(Debug, Serialize)]
-struct UserPage {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "data": [{
+        "id": "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f",
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "role": "user",
+        "created_at": "2026-01-02T03:04:05.123456Z",
+        "updated_at": "2026-01-02T03:04:05.123456Z"
+    }],
+    "next_cursor": "AZNvTo0qezyeHyo7TF1ufw"
+}))]
+pub struct UserPage {
     data: Vec<User>,
+    /// Pass it as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -136,8 +184,26 @@ fn decode_cursor(raw: &str) -> Result<UserId, ApiError> {
 }
 
 /// `GET /api/v1/users` (admins): keyset pages in id (creation) order.
+#[utoipa::path(
+    tag = "users",
+    operation_id = "list_users",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of users, oldest first", body = UserPage,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` when there is a next page"))),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 #[get("/api/v1/users")]
-async fn list(
+pub async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -168,14 +234,33 @@ async fn list(
     Ok(response.json(UserPage { data, next_cursor }))
 }
 
+/// `/users/{id}` never serves `/users/me`, whatever the method.
+fn not_me(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
+    ctx.head().uri.path().trim_end_matches('/') != ME
+}
+
 fn parse_id(raw: &str) -> Result<UserId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::BadRequest("the id in the path is not a UUID".into()))
 }
 
 /// `GET /api/v1/users/{id}`: admins, or the user themself; 404 otherwise.
-#[get("/api/v1/users/{id}")]
-async fn get_one(
+#[utoipa::path(
+    tag = "users",
+    operation_id = "get_user",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
+#[get("/api/v1/users/{id}", guard = "not_me")]
+pub async fn get_one(
     state: web::Data<AppState>,
     caller: CurrentUser,
     id: web::Path<String>,
@@ -197,8 +282,28 @@ fn change_error(error: UserChangeError) -> ApiError {
 
 /// `PATCH /api/v1/users/{id}` (admins): `role` and `name`; demoting the
 /// last admin is 409.
-#[patch("/api/v1/users/{id}")]
-async fn update(
+#[utoipa::path(
+    tag = "users",
+    operation_id = "update_user",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The user, updated", body = User),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
+#[patch("/api/v1/users/{id}", guard = "not_me")]
+pub async fn update(
     state: web::Data<AppState>,
     _admin: AdminUser,
     id: web::Path<String>,
@@ -223,8 +328,24 @@ async fn update(
 
 /// `DELETE /api/v1/users/{id}` (admins): 204; the user's projects and
 /// refresh tokens go too.
-#[delete("/api/v1/users/{id}")]
-async fn remove(
+#[utoipa::path(
+    tag = "users",
+    operation_id = "delete_user",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Deleted, with their projects and refresh tokens"),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
+#[delete("/api/v1/users/{id}", guard = "not_me")]
+pub async fn remove(
     state: web::Data<AppState>,
     _admin: AdminUser,
     id: web::Path<String>,

@@ -13,18 +13,37 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 /// The lowest zxcvbn score (0–4) a new password must reach.
 pub const MIN_PASSWORD_SCORE: u8 = 2;
 
+// The `pattern`s in the schemas below document what the JSON extractor
+// refuses: control characters in one-line text, and (for names) text that
+// is only white space, since names are trimmed before their length is
+// checked.
+
 /// `POST /api/v1/auth/register`. There is deliberately no `role`: new
 /// users are always `user`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(
+    example = json!({
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "password": "correct horse battery staple"
+    })
+)]
 pub struct Registration {
+    /// Stored and compared trimmed and lower-cased.
     #[garde(required, custom(email_address))]
     #[serde(default)]
+    #[schema(value_type = String, required = true, format = Email, max_length = 254, example = "ada@example.com")]
     pub email: Option<String>,
+    /// 1 to 100 characters after trimming.
     #[garde(required, length(chars, min = 1, max = 100))]
     #[serde(default, deserialize_with = "trimmed")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$", example = "Ada Lovelace")]
     pub name: Option<String>,
+    /// 8 to 128 characters, and not easily guessed (common passwords,
+    /// words, repeats and sequences are refused). Never echoed.
     #[garde(required, length(chars, min = MIN_PASSWORD_CHARS, max = MAX_PASSWORD_CHARS), custom(strong_password))]
     #[serde(default)]
+    #[schema(value_type = String, required = true, format = Password, min_length = 8, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$", example = "correct horse battery staple")]
     pub password: Option<String>,
 }
 
@@ -34,13 +53,19 @@ impl Input for Registration {
 
 /// `POST /api/v1/auth/login`. Only the shape is checked: a weak or
 /// malformed-but-stored password must still be able to log in.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(
+    example = json!({ "email": "ada@example.com", "password": "correct horse battery staple" })
+)]
 pub struct Login {
+    /// Compared case-insensitively.
     #[garde(required, length(chars, min = 1, max = 254))]
     #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 254, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$", example = "ada@example.com")]
     pub email: Option<String>,
     #[garde(required, length(chars, min = 1, max = MAX_PASSWORD_CHARS))]
     #[serde(default)]
+    #[schema(value_type = String, required = true, format = Password, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$", example = "correct horse battery staple")]
     pub password: Option<String>,
 }
 
@@ -49,10 +74,15 @@ impl Input for Login {
 }
 
 /// `POST /api/v1/auth/refresh` and `POST /api/v1/auth/logout`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(
+    example = json!({ "refresh_token": "hV3tq0nJ7cY2mWlq1XbS9e4Kd8ZrPfA6uGoT5iLsNyE" })
+)]
 pub struct RefreshRequest {
+    /// The opaque refresh token from register, login or refresh.
     #[garde(required, length(chars, min = 1, max = 512))]
     #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$", example = "hV3tq0nJ7cY2mWlq1XbS9e4Kd8ZrPfA6uGoT5iLsNyE")]
     pub refresh_token: Option<String>,
 }
 
@@ -62,16 +92,31 @@ impl Input for RefreshRequest {
 
 /// `PATCH /api/v1/users/me`: a new name, and/or a new password together
 /// with the current one.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(
+    example = json!({ "name": "Ada King" })
+)]
 pub struct UserSelfPatch {
+    /// 1 to 100 characters after trimming; absent or `null`: unchanged.
     #[garde(length(chars, min = 1, max = 100))]
     #[serde(default, deserialize_with = "trimmed")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$",
+        example = "Ada King"
+    )]
     pub name: Option<String>,
+    /// A new password (8 to 128 characters, not easily guessed); needs
+    /// `current_password`. Revokes every refresh token of the user.
     #[garde(length(chars, min = MIN_PASSWORD_CHARS, max = MAX_PASSWORD_CHARS), custom(strong_password))]
     #[serde(default)]
+    #[schema(format = Password, min_length = 8, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub password: Option<String>,
+    /// Required with `password`.
     #[garde(length(chars, min = 1, max = MAX_PASSWORD_CHARS), custom(needed_for_password(&self.password)))]
     #[serde(default)]
+    #[schema(format = Password, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub current_password: Option<String>,
 }
 
@@ -99,13 +144,24 @@ impl UserSelfPatch {
 }
 
 /// `PATCH /api/v1/users/{id}` (admins): a role and/or a name.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(
+    example = json!({ "role": "admin", "name": "Ada Lovelace" })
+)]
 pub struct UserPatch {
+    /// Absent or `null`: unchanged. Demoting the last admin is a 409.
     #[garde(skip)]
     #[serde(default)]
     pub role: Option<Role>,
+    /// 1 to 100 characters after trimming; absent or `null`: unchanged.
     #[garde(length(chars, min = 1, max = 100))]
     #[serde(default, deserialize_with = "trimmed")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$",
+        example = "Ada Lovelace"
+    )]
     pub name: Option<String>,
 }
 

@@ -16,16 +16,34 @@ pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
 
 /// `POST /api/v1/projects`. `name` is an `Option` only so that a missing
 /// name is reported with every other violation; once validated it is set.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(
+    description = "A new project, owned by the caller. Unknown fields are refused (422).",
+    example = json!({
+        "name": "Apollo",
+        "description": "Land on the Moon and return safely.",
+        "status": "active"
+    })
+)]
 pub struct NewProject {
+    /// 1 to 200 characters after trimming; no control characters.
     #[serde(default, deserialize_with = "trimmed")]
     #[garde(required, length(chars, min = 1, max = MAX_PROJECT_NAME_CHARS))]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$", example = "Apollo")]
     pub name: Option<String>,
+    /// At most 5,000 characters, or `null`; line breaks and tabs allowed.
     #[serde(default)]
     #[garde(length(chars, max = MAX_DESCRIPTION_CHARS))]
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$",
+        example = "Land on the Moon and return safely."
+    )]
     pub description: Option<String>,
+    /// Default `active`.
     #[serde(default)]
     #[garde(skip)]
+    #[schema(default = "active")]
     pub status: ProjectStatus,
 }
 
@@ -37,17 +55,25 @@ impl Input for NewProject {
 /// `PATCH /api/v1/projects/{id}`: only the fields sent change.
 /// `description: null` clears the description; `name: null` and
 /// `status: null` are not values and are refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(
+    example = json!({ "name": "Apollo 11", "status": "completed" })
+)]
 pub struct ProjectPatch {
+    /// 1 to 200 characters after trimming; absent: unchanged.
     #[serde(default, deserialize_with = "some_trimmed")]
     #[garde(length(chars, min = 1, max = MAX_PROJECT_NAME_CHARS))]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$", example = "Apollo 11")]
     pub name: Option<String>,
     /// Absent: unchanged; `null`: cleared; a string: replaced.
     #[serde(default, deserialize_with = "present")]
     #[garde(custom(description_length))]
+    #[schema(value_type = Option<String>, required = false, max_length = 5000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$", example = "Landed.")]
     pub description: Option<Option<String>>,
+    /// Absent: unchanged.
     #[serde(default, deserialize_with = "some_status")]
     #[garde(skip)]
+    #[schema(value_type = ProjectStatus, required = false)]
     pub status: Option<ProjectStatus>,
 }
 

@@ -131,6 +131,10 @@ async fn owner_id_and_all_are_for_admins_only() {
         let response = list(&app, &ada, &query).await;
         assert_eq!(response.status, StatusCode::FORBIDDEN, "{query}");
     }
+    // A user is refused the admin-only parameters before their combination
+    // is checked.
+    let both = list(&app, &ada, &format!("?all=true&owner_id={}", bob.id)).await;
+    assert_eq!(both.status, StatusCode::FORBIDDEN);
     assert_eq!(names(&list(&app, &ada, "?all=false").await), ["ada's"]);
 
     assert_eq!(
