@@ -133,9 +133,42 @@ impl PasswordHasher {
         let permit = self.permits.acquire().await;
         gauge.decrement(1.0);
         let _permit = permit.map_err(|_| AuthError::HasherClosed)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| AuthError::HasherClosed)
+        tokio::task::spawn_blocking(move || {
+            yield_to_requests();
+            work()
+        })
+        .await
+        .map_err(|_| AuthError::HasherClosed)
+    }
+}
+
+/// How much lower than the rest of the server a hashing thread runs (a
+/// `nice` increment). At nice 10 the kernel gives such a thread about a tenth
+/// of the weight of a normal one, so a login flood takes the cores only
+/// while nothing else wants them: request workers and PostgreSQL go first,
+/// and logins alone still use every core. The bench measured GET by id
+/// during a login flood with and without it (bench/README.md).
+const HASHING_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority, once per thread. The
+/// blocking pool's threads that ever hashed keep it; nothing else the
+/// server runs there is CPU-bound (tokio-postgres's address lookups).
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::cell::Cell;
+        thread_local! {
+            static LOWERED: Cell<bool> = const { Cell::new(false) };
+        }
+        if !LOWERED.get() {
+            LOWERED.set(true);
+            // On Linux, PRIO_PROCESS with a thread id applies to that thread.
+            let thread = rustix::thread::gettid();
+            if let Err(error) = rustix::process::setpriority_process(Some(thread), HASHING_NICENESS)
+            {
+                tracing::warn!(%error, "could not lower the priority of a hashing thread");
+            }
+        }
     }
 }
 
@@ -262,6 +295,22 @@ mod tests {
         let parsed = PasswordHash::new(&theirs).expect("a PHC string");
         assert!(verify_with(&parsed, PASSWORD.as_bytes()).expect("verifies"));
         assert!(!verify_with(&parsed, b"correct horse battery stapl").expect("verifies"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_at_a_lower_priority_than_the_server() {
+        let hasher =
+            PasswordHasher::with_params(1, Params::new(8 * 1024, 1, 1, None).expect("params"));
+        let own = rustix::process::getpriority_process(None).expect("own priority");
+        let hashing = hasher
+            .run(|| {
+                let thread = rustix::thread::gettid();
+                rustix::process::getpriority_process(Some(thread)).expect("thread priority")
+            })
+            .await
+            .expect("runs");
+        assert_eq!(hashing, (own + HASHING_NICENESS).min(19));
     }
 
     #[test]
