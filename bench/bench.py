@@ -127,7 +127,8 @@ def free_port() -> int:
 class Server:
     """The release binary, with its /proc counters."""
 
-    def __init__(self, binary: Path, database_url: str, workdir: Path, pool_size: int | None):
+    def __init__(self, binary: Path, database_url: str, workdir: Path, pool_size: int | None,
+                 workers: int | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -146,6 +147,8 @@ class Server:
         }
         if pool_size:
             env["DATABASE_POOL_SIZE"] = str(pool_size)
+        if workers:
+            env["HTTP_WORKERS"] = str(workers)
         self.log_path = workdir / "server.log"
         self.log = open(self.log_path, "wb")
         # A directory with no .env above it: the bench sets every variable.
@@ -675,6 +678,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--projects", type=int, default=100_000)
     parser.add_argument("--pool-size", type=int, help="DATABASE_POOL_SIZE for the server")
+    parser.add_argument("--workers", type=int,
+                        help="HTTP_WORKERS for the server (default: its own, one per core)")
     parser.add_argument("--scenarios", help="comma-separated subset of: " + ", ".join(SCENARIOS))
     parser.add_argument("--name", help="results file name (default latest, quick: quick)")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
@@ -714,7 +719,7 @@ def main() -> int:
     db_url = with_database(args.database_url, BENCH_DB)
     psql(args.database_url, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
     psql(args.database_url, f'CREATE DATABASE "{BENCH_DB}"')
-    server = Server(args.binary.resolve(), db_url, workdir, args.pool_size)
+    server = Server(args.binary.resolve(), db_url, workdir, args.pool_size, args.workers)
     rows: list[dict] = []
     missing: dict[str, str] = {}
     ctx: Context | None = None
@@ -750,6 +755,7 @@ def main() -> int:
                   "pgbench": tool_version(["pgbench", "--version"]),
                   "postgres": psql(args.database_url, "SHOW server_version")},
         "settings": {**plan.__dict__, "pool_size": args.pool_size or 16,
+                     "http_workers": args.workers or "one per core",
                      "pgbench_clients_cap": ctx.pg_clients_cap if ctx else None},
         "rows": rows,
         "missing": missing,

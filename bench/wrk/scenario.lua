@@ -88,8 +88,12 @@ function request()
          create_body)
    elseif scenario == "patch" then
       local n = math.random(#ids)
+      -- `If-Match: *`: the project must exist, any version will do. A real
+      -- version would need a GET first, and concurrent patches of one id
+      -- from other threads would make it stale (412, an error here).
       return wrk.format("PATCH", "/api/v1/projects/" .. ids[n],
-         { Authorization = tokens[owners[n]], ["Content-Type"] = "application/json" },
+         { Authorization = tokens[owners[n]], ["Content-Type"] = "application/json",
+           ["If-Match"] = "*" },
          patch_body)
    end
    error("unknown scenario " .. tostring(scenario))

@@ -60,6 +60,9 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     pub hsts_seconds: u64,
     pub shutdown_grace: Duration,
+    /// HTTP worker threads (`HTTP_WORKERS`); `None`: one per core, actix's
+    /// default. See bench/README.md for the measurements behind it.
+    pub http_workers: Option<usize>,
     pub migrate_on_start: bool,
     pub log_format: LogFormat,
 }
@@ -231,6 +234,10 @@ impl Config {
             trust_forwarded_for: env.flag("TRUST_FORWARDED_FOR", false)?,
             hsts_seconds: env.parsed("HSTS_SECONDS", 0u64)?,
             shutdown_grace: Duration::from_secs(env.parsed("SHUTDOWN_GRACE_SECONDS", 30u64)?),
+            http_workers: match env.parsed("HTTP_WORKERS", 0usize)? {
+                0 => None,
+                workers => Some(workers),
+            },
             migrate_on_start: env.flag("MIGRATE_ON_START", true)?,
             log_format,
         })
@@ -318,6 +325,7 @@ mod tests {
         assert!(!config.trust_forwarded_for);
         assert_eq!(config.hsts_seconds, 0);
         assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.http_workers, None);
         assert!(config.migrate_on_start);
         assert_eq!(config.log_format, LogFormat::Json);
     }
@@ -432,5 +440,20 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains(SECRET));
         assert!(!debug.contains("hunter2"));
+    }
+
+    #[test]
+    fn http_workers_is_a_count_or_zero_for_one_per_core() {
+        let with = |value: &str| {
+            load(&[
+                ("DATABASE_URL", "postgres://localhost/db"),
+                ("JWT_SECRET", SECRET),
+                ("HTTP_WORKERS", value),
+            ])
+        };
+        assert_eq!(with("1").expect("valid").http_workers, Some(1));
+        assert_eq!(with("0").expect("valid").http_workers, None);
+        let error = with("many").expect_err("not a number");
+        assert_eq!(error.variable, "HTTP_WORKERS");
     }
 }

@@ -53,7 +53,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         passwords,
         rate_limits,
     );
-    let server = HttpServer::new(move || projects_http::app(state.clone()))
+    let mut server = HttpServer::new(move || projects_http::app(state.clone()));
+    if let Some(workers) = config.http_workers {
+        server = server.workers(workers);
+    }
+    let server = server
         .bind(config.bind_addr)
         .with_context(|| format!("cannot listen on {}", config.bind_addr))?
         // Our own handler below stops gracefully on SIGINT as well as
