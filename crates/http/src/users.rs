@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use projects_auth::Verification;
 use projects_domain::inputs::{UserPatch, UserSelfPatch};
-use projects_domain::{User, UserId};
+use projects_domain::{Limit, User, UserId};
 use projects_store::{StoreError, UserChangeError, UserUpdate};
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +18,6 @@ use crate::openapi::{
 };
 use crate::{ApiError, AppState};
 
-/// Page size bounds of `GET /api/v1/users`.
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u32 = 100;
 /// The caller's own account.
 const ME: &str = "/api/v1/users/me";
 
@@ -156,16 +153,23 @@ pub struct UserPage {
     next_cursor: Option<String>,
 }
 
+/// The page size: the same rule as every list (`Limit`, 1 to 100, default 20).
 fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(DEFAULT_LIMIT);
+    let limit = match raw {
+        None => Limit::default(),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .and_then(|value| Limit::new(value).ok())
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`limit` must be an integer from {} to {}",
+                    Limit::MIN,
+                    Limit::MAX
+                ))
+            })?,
     };
-    raw.parse::<u32>()
-        .ok()
-        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!("`limit` must be an integer from 1 to {MAX_LIMIT}"))
-        })
+    Ok(u32::from(limit.get()))
 }
 
 /// The cursor is the last id of the page, base64url-encoded: opaque to
