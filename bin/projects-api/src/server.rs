@@ -19,11 +19,13 @@ pub async fn migrate(database: DatabaseConfig) -> anyhow::Result<()> {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database.store_config()).context("invalid DATABASE_URL")?;
     if config.migrate_on_start {
-        let applied = store.migrate().await.context("cannot apply migrations")?;
-        tracing::info!(migrations.applied = applied, "database is up to date");
+        // On a pool of its own, closed before serving: a connection's task
+        // runs on the runtime that opened it, and one opened here would
+        // make every later query on it cross threads.
+        migrate(config.database.clone()).await?;
     }
+    let store = Store::connect(&config.database.store_config()).context("invalid DATABASE_URL")?;
     let passwords = PasswordHasher::default();
     passwords.warm_up().await.context("cannot hash passwords")?;
     let metrics = config

@@ -113,15 +113,20 @@ pub async fn record_request(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    // The pattern (`/api/v1/projects/{id}`), never the raw path.
-    let route = request
-        .match_pattern()
-        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    // Kept only for a failure, which comes back without its request.
+    let path = request.path().to_owned();
     let result = next.call(request).await;
-    let status = match &result {
-        Ok(response) => response.status(),
-        Err(error) => error.as_response_error().status_code(),
+    // The pattern (`/api/v1/projects/{id}`), never the raw path. Read once
+    // the router has run: actix then looks it up from the matched resource
+    // instead of matching the path against every route again.
+    let (status, route) = match &result {
+        Ok(response) => (response.status(), response.request().match_pattern()),
+        Err(error) => (
+            error.as_response_error().status_code(),
+            crate::openapi::route_template(&path).map(str::to_owned),
+        ),
     };
+    let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let labels = [
         ("method", method),
         ("route", route),
