@@ -274,6 +274,7 @@ impl DatabaseConfig {
         projects_store::StoreConfig {
             url: self.url.expose_secret().to_owned(),
             pool_size: self.pool_size,
+            shards: 1,
             timeout: self.timeout,
             slow_query: self.slow_query,
         }

@@ -1,5 +1,8 @@
 //! `serve` and `migrate`: the HTTP server with graceful shutdown.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use actix_web::HttpServer;
 use anyhow::Context as _;
 use projects_auth::{PasswordHasher, TokenConfig, TokenService};
@@ -25,7 +28,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         // make every later query on it cross threads.
         migrate(config.database.clone()).await?;
     }
-    let store = Store::connect(&config.database.store_config()).context("invalid DATABASE_URL")?;
+    // actix's own default: one worker per core.
+    let workers = config.http_workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    // One shard of the pool per worker (see `Store`): each worker's queries
+    // stay on its own thread.
+    let mut store_config = config.database.store_config();
+    store_config.shards = workers;
+    let store = Store::connect(&store_config).context("invalid DATABASE_URL")?;
     let passwords = PasswordHasher::default();
     passwords.warm_up().await.context("cannot hash passwords")?;
     let metrics = config
@@ -55,18 +66,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         passwords,
         rate_limits,
     );
-    let mut server = HttpServer::new(move || projects_http::app(state.clone()));
-    if let Some(workers) = config.http_workers {
-        server = server.workers(workers);
-    }
-    let server = server
-        .bind(config.bind_addr)
-        .with_context(|| format!("cannot listen on {}", config.bind_addr))?
-        // Our own handler below stops gracefully on SIGINT as well as
-        // SIGTERM (actix would stop at once on SIGINT).
-        .disable_signals()
-        .shutdown_timeout(config.shutdown_grace.as_secs())
-        .run();
+    // actix calls the factory once per worker, on that worker's thread.
+    let next_shard = Arc::new(AtomicUsize::new(0));
+    let server = HttpServer::new(move || {
+        let mut state = state.clone();
+        state.store = state
+            .store
+            .shard(next_shard.fetch_add(1, Ordering::Relaxed));
+        projects_http::app(state)
+    })
+    .workers(workers)
+    .bind(config.bind_addr)
+    .with_context(|| format!("cannot listen on {}", config.bind_addr))?
+    // Our own handler below stops gracefully on SIGINT as well as
+    // SIGTERM (actix would stop at once on SIGINT).
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_grace.as_secs())
+    .run();
     let handle = server.handle();
     tracing::info!(bind_addr = %config.bind_addr, "listening");
 
