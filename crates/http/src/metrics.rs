@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{App, HttpResponse, web};
@@ -44,6 +45,9 @@ pub const RATE_LIMITED_REQUESTS_TOTAL: &str = "rate_limited_requests_total";
 /// The `route` label of a request that matched no route: raw paths would
 /// let any client create series without bound.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The `method` label of a request whose method is not a standard one.
+pub const OTHER_METHOD: &str = "OTHER";
 
 /// Latency buckets in seconds: from a cached JWT check (sub-millisecond) to
 /// a pool timeout (5 s by default).
@@ -112,7 +116,7 @@ pub async fn record_request(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     // Kept only for a failure, which comes back without its request.
     let path = request.path().to_owned();
     let result = next.call(request).await;
@@ -128,13 +132,34 @@ pub async fn record_request(
     };
     let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let labels = [
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", status.as_str().to_owned()),
     ];
     counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
     histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(started.elapsed().as_secs_f64());
     result
+}
+
+/// The `method` label: the standard methods by name, any other (HTTP lets a
+/// client send any token) as `OTHER`, so that clients cannot create series
+/// without bound.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    STANDARD
+        .iter()
+        .find(|(standard, _)| standard == method)
+        .map_or(OTHER_METHOD, |(_, name)| name)
 }
 
 /// Sets the pool gauges from a snapshot of the pool.

@@ -92,8 +92,24 @@ async fn the_real_app_is_measured_and_unknown_paths_share_one_label() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let invented = actix_web::http::Method::from_bytes(b"INVENTED-METHOD").expect("a token");
+    let response = test::call_service(
+        &app,
+        test::TestRequest::default()
+            .method(invented)
+            .uri("/health/live")
+            .to_request(),
+    )
+    .await;
+    assert!(response.status().is_client_error());
 
     let text = scrape(&db).await;
+    assert!(!text.contains("INVENTED-METHOD"), "{text}");
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("http_requests_total{method=\"OTHER\"")),
+        "{text}"
+    );
     let live = r#"http_requests_total{method="GET",route="/health/live",status="200"}"#;
     assert!(sample(&text, live).is_some_and(|n| n >= 1.0), "{text}");
     let unmatched = r#"http_requests_total{method="DELETE",route="unmatched",status="404"}"#;
