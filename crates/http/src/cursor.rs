@@ -1,23 +1,27 @@
-//! Opaque list cursors: the JSON of a [`ProjectCursor`], followed by an
-//! HMAC-SHA256 tag, in base64url. The tag makes any change detectable, so a
-//! cursor the server did not issue (tampered, forged, truncated) is a 400
-//! before anything is parsed or queried. The key is derived from the JWT
-//! secret with a purpose label, so that a cursor tag can never double as a
-//! token signature.
+//! Opaque list cursors: the JSON of a list's keyset position (a
+//! [`ProjectCursor`](projects_domain::ProjectCursor), a user id), followed
+//! by an HMAC-SHA256 tag, in base64url. The tag makes any change detectable,
+//! so a cursor the server did not issue (tampered, forged, truncated, or
+//! issued for another list) is a 400 before anything is parsed or queried.
+//! The key is derived from the JWT secret with a purpose label that names
+//! the list, so that a cursor tag can never double as a token signature,
+//! nor one list's cursor pass for another's.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use projects_domain::ProjectCursor;
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::ApiError;
+use crate::{ApiError, AppState};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The purpose label of the derived key; bump the version to invalidate
-/// every cursor in circulation.
-const KEY_LABEL: &[u8] = b"projects-api list cursor v1";
+/// The purpose label of the derived keys, followed by the list's name; bump
+/// the version to invalidate every cursor in circulation.
+const KEY_LABEL: &[u8] = b"projects-api list cursor v1: ";
 const TAG_LEN: usize = 32;
 /// Far above any real cursor (a 200-character name is the largest part);
 /// longer input is refused before decoding.
@@ -44,20 +48,27 @@ fn bad_cursor() -> ApiError {
 }
 
 impl CursorCodec {
-    /// A codec keyed from `secret` (the JWT secret).
-    pub fn from_secret(secret: &[u8]) -> Self {
+    /// The codec of one list (`"projects"`, `"users"`), keyed from `secret`
+    /// (the JWT secret).
+    pub fn from_secret(secret: &[u8], list: &str) -> Self {
         let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
         mac.update(KEY_LABEL);
+        mac.update(list.as_bytes());
         Self {
             key: mac.finalize().into_bytes().into(),
         }
+    }
+
+    /// The codec of one list, keyed from the server's JWT secret.
+    pub(crate) fn for_list(state: &AppState, list: &str) -> Self {
+        Self::from_secret(state.tokens.config().secret.expose_secret().as_bytes(), list)
     }
 
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.key).expect("HMAC accepts keys of any length")
     }
 
-    pub fn encode(&self, cursor: &ProjectCursor) -> String {
+    pub fn encode<T: Serialize>(&self, cursor: &T) -> String {
         // Serialising plain strings, ids and timestamps cannot fail.
         let mut bytes = serde_json::to_vec(cursor).unwrap_or_default();
         let mut mac = self.mac();
@@ -67,7 +78,7 @@ impl CursorCodec {
     }
 
     /// The cursor, if this server issued it unchanged.
-    pub fn decode(&self, text: &str) -> Result<ProjectCursor, ApiError> {
+    pub fn decode<T: DeserializeOwned>(&self, text: &str) -> Result<T, ApiError> {
         if text.len() > MAX_CURSOR_CHARS {
             return Err(bad_cursor());
         }
@@ -87,7 +98,9 @@ impl CursorCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use projects_domain::{ProjectId, ProjectKey, ProjectScope, ProjectSort, UserId};
+    use projects_domain::{ProjectCursor, ProjectId, ProjectKey, ProjectScope, ProjectSort, UserId};
+
+    const SECRET: &[u8] = b"a secret of at least thirty-two bytes!";
 
     fn cursor() -> ProjectCursor {
         ProjectCursor {
@@ -103,7 +116,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        let codec = CursorCodec::from_secret(b"a secret of at least thirty-two bytes!");
+        let codec = CursorCodec::from_secret(SECRET, "projects");
         let cursor = cursor();
         let text = codec.encode(&cursor);
         assert!(
@@ -111,21 +124,32 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
         assert_eq!(codec.decode(&text).ok(), Some(cursor));
+        let users = CursorCodec::from_secret(SECRET, "users");
+        let id = UserId::new();
+        assert_eq!(users.decode::<UserId>(&users.encode(&id)).ok(), Some(id));
     }
 
     #[test]
     fn any_change_is_refused() {
-        let codec = CursorCodec::from_secret(b"a secret of at least thirty-two bytes!");
+        let codec = CursorCodec::from_secret(SECRET, "projects");
         let text = codec.encode(&cursor());
         let mut bytes = URL_SAFE_NO_PAD.decode(&text).expect("base64");
         for index in [0, bytes.len() / 2, bytes.len() - 1] {
             bytes[index] ^= 1;
             let tampered = URL_SAFE_NO_PAD.encode(&bytes);
-            assert!(codec.decode(&tampered).is_err(), "byte {index}");
+            assert!(
+                codec.decode::<ProjectCursor>(&tampered).is_err(),
+                "byte {index}"
+            );
             bytes[index] ^= 1;
         }
-        let other = CursorCodec::from_secret(b"another secret of thirty-two bytes!!");
-        assert!(other.decode(&text).is_err(), "a foreign key");
+        let other = CursorCodec::from_secret(b"another secret of thirty-two bytes!!", "projects");
+        assert!(other.decode::<ProjectCursor>(&text).is_err(), "a foreign key");
+        let users = CursorCodec::from_secret(SECRET, "users");
+        assert!(
+            users.decode::<ProjectCursor>(&text).is_err(),
+            "another list's cursor"
+        );
         for junk in [
             "",
             "!!!",
@@ -133,7 +157,7 @@ mod tests {
             &"A".repeat(5_000),
             &text[..text.len() - 2],
         ] {
-            assert!(codec.decode(junk).is_err(), "{junk:?}");
+            assert!(codec.decode::<ProjectCursor>(junk).is_err(), "{junk:?}");
         }
     }
 }

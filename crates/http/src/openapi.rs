@@ -102,7 +102,6 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             auth::Tokens,
             auth::Session,
             auth::Refreshed,
-            users::UserPage,
         ),
         responses(
             BadRequest,

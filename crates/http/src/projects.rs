@@ -11,7 +11,6 @@ use projects_domain::{
 };
 use projects_domain::{ProjectSort, ProjectStatus};
 use projects_store::ProjectUpdate;
-use secrecy::ExposeSecret as _;
 
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
@@ -35,10 +34,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// in the same statement.
 fn access(caller: &CurrentUser) -> ProjectAccess {
     ProjectAccess::new(caller.id, caller.role == Role::Admin)
-}
-
-fn cursors(state: &AppState) -> CursorCodec {
-    CursorCodec::from_secret(state.tokens.config().secret.expose_secret().as_bytes())
 }
 
 /// A project with its `ETag` (the version, quoted: a strong tag).
@@ -243,11 +238,11 @@ pub async fn list(
         sort: params.sort,
         limit: params.limit,
     };
-    let codec = cursors(&state);
+    let codec = CursorCodec::for_list(&state, "projects");
     let after = match params.cursor.as_deref() {
         None => None,
         Some(text) => {
-            let cursor = codec.decode(text)?;
+            let cursor: ProjectCursor = codec.decode(text)?;
             if !cursor.belongs_to(&query) {
                 return Err(ApiError::BadRequest(
                     "`cursor` belongs to a list with another sort or filter: \

@@ -2,15 +2,14 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use projects_auth::Verification;
 use projects_domain::inputs::{UserPatch, UserSelfPatch};
-use projects_domain::{Limit, User, UserId};
+use projects_domain::{Limit, Page, User, UserId};
 use projects_store::{StoreError, UserChangeError, UserUpdate};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::auth::log_attempt;
+use crate::cursor::CursorCodec;
 use crate::extract::{AdminUser, CurrentUser, ValidatedJson};
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, InternalError, NotFound, PayloadTooLarge, ServiceUnavailable,
@@ -133,26 +132,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-/// A page of users, as the contract's lists show it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({
-    "data": [{
-        "id": "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f",
-        "email": "ada@example.com",
-        "name": "Ada Lovelace",
-        "role": "user",
-        "created_at": "2026-01-02T03:04:05.123456Z",
-        "updated_at": "2026-01-02T03:04:05.123456Z"
-    }],
-    "next_cursor": "AZNvTo0qezyeHyo7TF1ufw"
-}))]
-pub struct UserPage {
-    data: Vec<User>,
-    /// Pass it as `cursor` to get the next page; `null` on the last page.
-    #[schema(required = true)]
-    next_cursor: Option<String>,
-}
-
 /// The page size: the same rule as every list (`Limit`, 1 to 100, default 20).
 fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     let limit = match raw {
@@ -172,21 +151,6 @@ fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
     Ok(u32::from(limit.get()))
 }
 
-/// The cursor is the last id of the page, base64url-encoded: opaque to
-/// clients, and a plain keyset position for us.
-fn encode_cursor(id: UserId) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_uuid().as_bytes())
-}
-
-fn decode_cursor(raw: &str) -> Result<UserId, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|bytes| uuid::Uuid::from_slice(&bytes).ok())
-        .map(UserId::from_uuid)
-        .ok_or_else(|| ApiError::BadRequest("`cursor` is not a cursor this API issued".into()))
-}
-
 /// `GET /api/v1/users` (admins): keyset pages in id (creation) order.
 #[utoipa::path(
     tag = "users",
@@ -196,8 +160,19 @@ fn decode_cursor(raw: &str) -> Result<UserId, ApiError> {
         ("cursor" = Option<String>, Query, min_length = 1, description = "The `next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "A page of users, oldest first", body = UserPage,
-            headers(("Link" = String, description = "`<…>; rel=\"next\"` when there is a next page"))),
+        (status = 200, description = "A page of users, oldest first", body = Page<User>,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` when there is a next page")),
+            example = json!({
+                "data": [{
+                    "id": "01936f4e-8d2a-7b3c-9e1f-2a3b4c5d6e7f",
+                    "email": "ada@example.com",
+                    "name": "Ada Lovelace",
+                    "role": "user",
+                    "created_at": "2026-01-02T03:04:05.123456Z",
+                    "updated_at": "2026-01-02T03:04:05.123456Z"
+                }],
+                "next_cursor": "eyJpZCI6IjAxOTM2ZjRlIn0"
+            })),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
         (status = 401, response = Unauthorized),
@@ -216,7 +191,12 @@ pub async fn list(
         .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?
         .into_inner();
     let limit = parse_limit(query.limit.as_deref())?;
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let codec = CursorCodec::for_list(&state, "users");
+    let after: Option<UserId> = query
+        .cursor
+        .as_deref()
+        .map(|text| codec.decode(text))
+        .transpose()?;
     let mut data = state
         .store
         .users()
@@ -224,7 +204,7 @@ pub async fn list(
         .await?;
     let next_cursor = if data.len() > limit as usize {
         data.truncate(limit as usize);
-        data.last().map(|user| encode_cursor(user.id))
+        data.last().map(|user| codec.encode(&user.id))
     } else {
         None
     };
@@ -235,7 +215,7 @@ pub async fn list(
             format!("</api/v1/users?limit={limit}&cursor={cursor}>; rel=\"next\""),
         ));
     }
-    Ok(response.json(UserPage { data, next_cursor }))
+    Ok(response.json(Page { data, next_cursor }))
 }
 
 /// `/users/{id}` never serves `/users/me`, whatever the method.

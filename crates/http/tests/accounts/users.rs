@@ -199,12 +199,36 @@ async fn listing_users_refuses_bad_parameters_and_non_admins() {
         "limit=ten",
         "cursor=%21%21",
         "cursor=AAAA",
+        // A bare id in base64url, unsigned: forged.
+        "cursor=AZNvTo0qezyeHyo7TF1ufw",
     ] {
         let response = app
             .get(&format!("/api/v1/users?{query}"), Some(&admin.access_token))
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
     }
+    // A cursor the server issued, but for another list.
+    for name in ["Apollo", "Gemini"] {
+        let created = app
+            .post_json(
+                "/api/v1/projects",
+                Some(&admin.access_token),
+                &serde_json::json!({ "name": name }),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    let projects = app
+        .get("/api/v1/projects?limit=1", Some(&admin.access_token))
+        .await;
+    let cursor = projects.body["next_cursor"].as_str().expect("a next page");
+    let response = app
+        .get(
+            &format!("/api/v1/users?cursor={cursor}"),
+            Some(&admin.access_token),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST, "{}", response.text);
     assert_eq!(
         app.get("/api/v1/users?limit=100", Some(&admin.access_token))
             .await
