@@ -414,8 +414,12 @@ def measure_flood(ctx: Context, connections: int) -> dict:
         "connections": plan.flood_login_connections,
         "rps": round(flood_result.get("rps", 0), 1),
         "errors": flood_result.get("error_count"),
+        "error_detail": flood_result.get("errors"),
+        "p50_ms": flood_result.get("latency_us", {}).get("p50", 0) / 1000,
         "p99_ms": flood_result.get("latency_us", {}).get("p99", 0) / 1000,
     }
+    say(f"get_during_login_flood c={connections}: the flood made {out['flood']['rps']:.1f} "
+        f"logins/s, p50 {out['flood']['p50_ms']:.0f} ms, errors {out['flood']['error_detail']}")
     # Flood errors count against the scenario too.
     out["errors"] += flood_result.get("error_count", 0) or 0
     return out

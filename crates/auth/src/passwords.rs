@@ -143,12 +143,15 @@ impl PasswordHasher {
 }
 
 /// How much lower than the rest of the server a hashing thread runs (a
-/// `nice` increment). At nice 10 the kernel gives such a thread about a tenth
-/// of the weight of a normal one, so a login flood takes the cores only
-/// while nothing else wants them: request workers and PostgreSQL go first,
-/// and logins alone still use every core. The bench measured GET by id
-/// during a login flood with and without it (bench/README.md).
-const HASHING_NICENESS: i32 = 10;
+/// `nice` increment). At nice 5 the kernel gives such a thread about a third
+/// of the weight of a normal one, so during a login flood request workers
+/// and PostgreSQL go first while logins still progress, and logins alone
+/// still use every core. The bench measured GET by id during a login flood
+/// at nice 0, 5 and 10 (bench/README.md): 0 let the flood take half of the
+/// GET throughput; 10 starved the logins themselves (4-7 per second, some
+/// past the client's 10 s timeout); 5 kept 71-77 % of the GET throughput
+/// with 9-10 logins per second.
+const HASHING_NICENESS: i32 = 5;
 
 /// Lowers the calling thread's scheduling priority, once per thread. The
 /// blocking pool's threads that ever hashed keep it; nothing else the
