@@ -1,9 +1,8 @@
 -- PATCH /api/v1/projects/{id} with a new description and `If-Match: *`, on
--- a random existing project, by its owner. The server runs the UPDATE in a
--- transaction (a second statement would tell a stale version from a missing
--- project when no row is touched; here a row always is), so the ceiling
--- does BEGIN / UPDATE … RETURNING / COMMIT too; the triggers bump version
--- and updated_at for both.
+-- a random existing project, by its owner: one UPDATE … RETURNING, in
+-- autocommit as the server runs it (a second statement, only when no row is
+-- touched, tells a stale version from a missing project; here a row always
+-- is). The triggers bump version and updated_at for both.
 -- Statement: crates/store/src/projects.rs, UPDATE ("projects.update"),
 -- verbatim but for the parameters: $1 = bench_project_id(n),
 -- $2 = bench_user_id(k), $3 = false, $4 = NULL (name not sent), $5 = true
@@ -14,7 +13,6 @@
 \set k :n % :nusers
 \set admin 0
 \set sent 1
-BEGIN;
 UPDATE projects SET name = COALESCE(NULL::text, name),
     description = CASE WHEN :sent::boolean THEN 'Patched by the patch scenario of the bench.' ELSE description END,
     status = COALESCE(NULL::text, status)
@@ -23,4 +21,3 @@ WHERE id = bench_project_id(:n)
        OR (:admin::boolean AND EXISTS (SELECT 1 FROM users WHERE id = bench_user_id(:k) AND role = 'admin')))
   AND (NULL::int4[] IS NULL OR version = ANY(NULL::int4[]))
 RETURNING id, owner_id, name, description, status, version, created_at, updated_at;
-COMMIT;

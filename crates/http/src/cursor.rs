@@ -61,7 +61,10 @@ impl CursorCodec {
 
     /// The codec of one list, keyed from the server's JWT secret.
     pub(crate) fn for_list(state: &AppState, list: &str) -> Self {
-        Self::from_secret(state.tokens.config().secret.expose_secret().as_bytes(), list)
+        Self::from_secret(
+            state.tokens.config().secret.expose_secret().as_bytes(),
+            list,
+        )
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -98,7 +101,9 @@ impl CursorCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use projects_domain::{ProjectCursor, ProjectId, ProjectKey, ProjectScope, ProjectSort, UserId};
+    use projects_domain::{
+        ProjectCursor, ProjectId, ProjectKey, ProjectScope, ProjectSort, UserId,
+    };
 
     const SECRET: &[u8] = b"a secret of at least thirty-two bytes!";
 
@@ -144,7 +149,10 @@ mod tests {
             bytes[index] ^= 1;
         }
         let other = CursorCodec::from_secret(b"another secret of thirty-two bytes!!", "projects");
-        assert!(other.decode::<ProjectCursor>(&text).is_err(), "a foreign key");
+        assert!(
+            other.decode::<ProjectCursor>(&text).is_err(),
+            "a foreign key"
+        );
         let users = CursorCodec::from_secret(SECRET, "users");
         assert!(
             users.decode::<ProjectCursor>(&text).is_err(),

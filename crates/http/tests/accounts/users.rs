@@ -228,7 +228,12 @@ async fn listing_users_refuses_bad_parameters_and_non_admins() {
             Some(&admin.access_token),
         )
         .await;
-    assert_eq!(response.status, StatusCode::BAD_REQUEST, "{}", response.text);
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        response.text
+    );
     assert_eq!(
         app.get("/api/v1/users?limit=100", Some(&admin.access_token))
             .await
