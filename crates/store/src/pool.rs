@@ -3,8 +3,8 @@
 //! The pool may be split into shards, one per HTTP worker thread. A
 //! connection's I/O runs as a task on the runtime that opened it; a worker
 //! that used another worker's connection would wake that thread twice per
-//! statement (measured: one cross-thread wake-up per request, about a
-//! quarter of the server's CPU per request). Each worker's handle takes its
+//! statement (measured with two workers and one shared pool: 0.93 eventfd
+//! wake-ups per request; none with a shard each). Each worker's handle takes its
 //! connections from its own shard, so they are opened on, and only ever
 //! used from, that worker's thread.
 
