@@ -11,10 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::extract::ValidatedJson;
-use crate::openapi::{
-    BadRequest, Conflict, InternalError, PayloadTooLarge, ServiceUnavailable, TooManyRequests,
-    Unauthorized, UnsupportedMediaType, ValidationFailed,
-};
+use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, Unauthorized};
 use crate::{ApiError, AppState};
 
 /// The one message for a failed login, whatever failed.
@@ -163,14 +160,9 @@ fn refresh_expiry(state: &AppState) -> time::OffsetDateTime {
     responses(
         (status = 201, description = "Registered, with a first session", body = Session,
             headers(("Location" = String, description = "The new user: `/api/v1/users/{id}`"))),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
         (status = 409, response = Conflict),
+        ServerErrors,
+        JsonBodyErrors,
     )
 )]
 #[post("/api/v1/auth/register")]
@@ -221,13 +213,8 @@ pub async fn register(
     responses(
         (status = 200, description = "Logged in: a new session", body = Session),
         (status = 401, response = Unauthorized),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
+        JsonBodyErrors,
     )
 )]
 #[post("/api/v1/auth/login")]
@@ -289,13 +276,8 @@ pub async fn login(
     responses(
         (status = 200, description = "New tokens; the presented refresh token stops working", body = Refreshed),
         (status = 401, response = Unauthorized),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
+        JsonBodyErrors,
     )
 )]
 #[post("/api/v1/auth/refresh")]
@@ -342,13 +324,8 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "The token's family is revoked (also when it already was)"),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
+        JsonBodyErrors,
     )
 )]
 #[post("/api/v1/auth/logout")]

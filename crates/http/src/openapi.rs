@@ -568,6 +568,44 @@ problem_responses! {
         ApiError::Internal("example".into()), [];
 }
 
+/// Shared responses that whole families of routes answer, so that each
+/// route's annotation names its families and lists only its own responses.
+/// Each entry is a reference to the shared response above, as a
+/// `(status = …, response = …)` tuple would write it.
+macro_rules! response_families {
+    ($($(#[$doc:meta])* $family:ident { $($status:literal: $response:ident),+ $(,)? })*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $family;
+
+            impl utoipa::IntoResponses for $family {
+                fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+                    std::collections::BTreeMap::from([$((
+                        $status.to_owned(),
+                        RefOr::Ref(Ref::from_response_name(
+                            <$response as utoipa::ToResponse>::response().0,
+                        )),
+                    )),+])
+                }
+            }
+        )*
+    };
+}
+
+response_families! {
+    /// What any API route may answer whatever it does: 429, 500, 503.
+    ServerErrors { "429": TooManyRequests, "500": InternalError, "503": ServiceUnavailable }
+    /// What a route that reads a JSON body may answer about the body: 400,
+    /// 413, 415, 422.
+    JsonBodyErrors {
+        "400": BadRequest,
+        "413": PayloadTooLarge,
+        "415": UnsupportedMediaType,
+        "422": ValidationFailed,
+    }
+}
+
 /// This OpenAPI document.
 ///
 /// Generated from the server's code; the interactive docs at `/docs` read it.

@@ -15,8 +15,7 @@ use projects_store::ProjectUpdate;
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
 use crate::openapi::{
-    BadRequest, Forbidden, InternalError, NotFound, PayloadTooLarge, PreconditionFailed,
-    ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType, ValidationFailed,
+    BadRequest, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors, Unauthorized,
 };
 use crate::{ApiError, AppState};
 
@@ -52,14 +51,9 @@ fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) ->
         (status = 201, description = "Created; you own it", body = Project, headers(
             ("Location" = String, description = "The new project: `/api/v1/projects/{id}`"),
             ("ETag" = String, description = "The project's version, quoted: `\"1\"`"),
-        )),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        )),        (status = 401, response = Unauthorized),
+        ServerErrors,
+        JsonBodyErrors,
     )
 )]
 #[post("/api/v1/projects")]
@@ -85,9 +79,7 @@ pub async fn create(
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[get("/api/v1/projects/{id}")]
@@ -116,16 +108,11 @@ pub async fn get_one(
     request_body = ProjectPatch,
     responses(
         (status = 200, description = "The project, updated", body = Project, headers(("ETag" = String, description = "The project's version, quoted: `\"3\"`"))),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 404, response = NotFound),
         (status = 412, response = PreconditionFailed),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
+        JsonBodyErrors,
     )
 )]
 #[patch("/api/v1/projects/{id}")]
@@ -158,9 +145,7 @@ pub async fn update(
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[delete("/api/v1/projects/{id}")]
@@ -207,9 +192,7 @@ pub async fn remove(
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[get("/api/v1/projects")]

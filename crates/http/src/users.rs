@@ -12,8 +12,7 @@ use crate::auth::log_attempt;
 use crate::cursor::CursorCodec;
 use crate::extract::{AdminUser, CurrentUser, ValidatedJson};
 use crate::openapi::{
-    BadRequest, Conflict, Forbidden, InternalError, NotFound, PayloadTooLarge, ServiceUnavailable,
-    TooManyRequests, Unauthorized, UnsupportedMediaType, ValidationFailed,
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, Unauthorized,
 };
 use crate::{ApiError, AppState};
 
@@ -49,9 +48,7 @@ fn gone(error: StoreError) -> ApiError {
     responses(
         (status = 200, description = "Your account", body = User),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[get("/api/v1/users/me")]
@@ -72,14 +69,9 @@ pub async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpR
     operation_id = "update_me",
     request_body = UserSelfPatch,
     responses(
-        (status = 200, description = "Your account, updated", body = User),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),        (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        (status = 200, description = "Your account, updated", body = User),        (status = 401, response = Unauthorized),
+        ServerErrors,
+        JsonBodyErrors,
     )
 )]
 #[patch("/api/v1/users/me")]
@@ -176,9 +168,7 @@ fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[get("/api/v1/users")]
@@ -238,9 +228,7 @@ fn parse_id(raw: &str) -> Result<UserId, ApiError> {
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[get("/api/v1/users/{id}", guard = "not_me")]
@@ -273,17 +261,12 @@ fn change_error(error: UserChangeError) -> ApiError {
     request_body = UserPatch,
     responses(
         (status = 200, description = "The user, updated", body = User),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
+        JsonBodyErrors,
     )
 )]
 #[patch("/api/v1/users/{id}", guard = "not_me")]
@@ -323,9 +306,7 @@ pub async fn update(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 401, response = Unauthorized),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = InternalError),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[delete("/api/v1/users/{id}", guard = "not_me")]
