@@ -4,6 +4,7 @@
 mod production {
     pub mod cluster;
     pub mod database_failure;
+    pub mod mail;
     pub mod server;
     pub mod shutdown;
 }

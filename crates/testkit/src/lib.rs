@@ -10,6 +10,8 @@
 
 mod app;
 mod database;
+mod smtp;
 
 pub use app::{TEST_PASSWORD, TestApp, TestResponse, TestUser, unique_email};
 pub use database::{TEST_DATABASE_PREFIX, TestDb, server_url};
+pub use smtp::{FailingSmtpServer, ReceivedMail, SmtpServer};
