@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::client_ip::ClientIp;
 use crate::extract::ValidatedJson;
-use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, Unauthorized};
+use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, TooManyPasswordChecks, Unauthorized};
 use crate::{ApiError, AppState};
 
 /// The one message for a failed login, whatever failed.
@@ -218,6 +218,7 @@ pub async fn register(
         (status = 401, response = Unauthorized),
         ServerErrors,
         JsonBodyErrors,
+        (status = 429, response = TooManyPasswordChecks),
     )
 )]
 #[post("/api/v1/auth/login")]

@@ -13,7 +13,8 @@ use crate::client_ip::ClientIp;
 use crate::cursor::CursorCodec;
 use crate::extract::{AdminUser, CurrentUser, ValidatedJson};
 use crate::openapi::{
-    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, Unauthorized,
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, TooManyPasswordChecks,
+    Unauthorized,
 };
 use crate::rate_limit::{Scope, Standing};
 use crate::{ApiError, AppState};
@@ -74,6 +75,7 @@ pub async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpR
         (status = 200, description = "Your account, updated", body = User),        (status = 401, response = Unauthorized),
         ServerErrors,
         JsonBodyErrors,
+        (status = 429, response = TooManyPasswordChecks),
     )
 )]
 #[patch("/api/v1/users/me")]
