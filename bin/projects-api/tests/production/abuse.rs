@@ -119,14 +119,26 @@ async fn a_redis_that_never_answers_costs_a_request_at_most_the_timeout() {
     assert!(warnings >= 1, "{:#?}", server.logs());
 }
 
-/// The JSON log lines with this message.
-fn lines_with(server: &Server, message: &str) -> Vec<Value> {
-    server
-        .logs()
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["message"] == message)
-        .collect()
+/// The JSON log lines that `wanted` picks, once there are at least `count`
+/// (the log is read from the process's stderr, a moment behind).
+async fn lines_where(server: &Server, count: usize, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines: Vec<Value> = server
+            .logs()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| wanted(line))
+            .collect();
+        if lines.len() >= count || Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn is_audit(line: &Value) -> bool {
+    line["message"] == "authentication attempt"
 }
 
 /// `client.ip` of the request span of a log line.
@@ -179,13 +191,18 @@ async fn a_client_chosen_address_reaches_neither_the_logs_nor_the_limits() {
         );
     }
     assert_eq!(statuses, [401, 401, 429]);
-    let audits = lines_with(&server, "authentication attempt");
+    let audits = lines_where(&server, 2, is_audit).await;
     assert_eq!(audits.len(), 2, "{:#?}", server.logs());
     for line in &audits {
         assert_eq!(line["client.ip"], "127.0.0.1", "{line}");
     }
-    let finished = lines_with(&server, "request finished");
-    assert!(finished.len() >= 3);
+    let logins = lines_where(&server, 3, |line| {
+        line["message"] == "request finished"
+            && line["spans"][0]["http.route"] == "/api/v1/auth/login"
+    })
+    .await;
+    assert_eq!(logins.len(), 3, "{:#?}", server.logs());
+    let finished = lines_where(&server, 4, |line| line["message"] == "request finished").await;
     for line in &finished {
         assert_eq!(span_client(line), Some("127.0.0.1"), "{line}");
     }
@@ -223,7 +240,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_logged_and_limited() {
         login(&server, &[("x-forwarded-for", "[garbage")]).await,
         401
     );
-    let audits = lines_with(&server, "authentication attempt");
+    let audits = lines_where(&server, 3, is_audit).await;
     let clients: Vec<&str> = audits
         .iter()
         .filter_map(|line| line["client.ip"].as_str())
