@@ -41,6 +41,13 @@ default:
 dev:
     #!/usr/bin/env bash
     set -euo pipefail
+    # A fresh clone has no .env: start it from the example, with a random
+    # JWT_SECRET (the server refuses published or weak ones).
+    [ -f .env ] || cp .env.example .env
+    if ! grep -Eq '^[[:space:]]*(export[[:space:]]+)?JWT_SECRET=[^[:space:]]' .env; then
+        echo "JWT_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >>.env
+        echo "dev: wrote a random JWT_SECRET into .env" >&2
+    fi
     # The env file first, so a DATABASE_URL in .env is tried by scripts/db;
     # the URL scripts/db settles on is the one used.
     {{ load_env }}

@@ -210,6 +210,12 @@ impl Config {
                 ),
             });
         }
+        if let Some(problem) = crate::jwt_secret::weakness(&jwt_secret) {
+            return Err(ConfigError {
+                variable: "JWT_SECRET",
+                problem,
+            });
+        }
         let log_format = match env.get("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -312,7 +318,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "4be1d07c9a2f63e85d1c7b0a9e4f2638";
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
