@@ -16,12 +16,11 @@ pub(crate) mod worker;
 
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::statement::{SlowQuery, Sql};
+use crate::statement::{Executor, SlowQuery, Sql};
 use crate::{Store, StoreError, Tx};
 
 pub use worker::{Backoff, JobFailure, JobHandler, Periodic, Worker, WorkerConfig};
@@ -239,9 +238,9 @@ impl Tx<'_> {
     }
 }
 
-pub(crate) async fn enqueue<C: GenericClient>(
+pub(crate) async fn enqueue<E: Executor>(
     slow: SlowQuery,
-    client: &C,
+    client: &E,
     job: &NewJob,
 ) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
