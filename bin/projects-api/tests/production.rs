@@ -6,4 +6,5 @@ mod production {
     pub mod database_failure;
     pub mod server;
     pub mod shutdown;
+    pub mod stalls;
 }
