@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use projects_http::client_ip::{Cidr, TrustedProxies};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// A variable that is missing or unusable; the message names it.
@@ -38,6 +39,34 @@ pub struct DatabaseConfig {
     pub slow_query: Duration,
 }
 
+/// Abuse resistance: whom to believe about the client's address, and how
+/// long a Redis call may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbuseConfig {
+    /// `TRUSTED_PROXIES`, plus the loopback and private ranges when
+    /// `TRUST_FORWARDED_FOR=true`.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `REDIS_TIMEOUT_MS` (default 50).
+    pub redis_timeout: Duration,
+}
+
+fn abuse<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<AbuseConfig, ConfigError> {
+    let mut trusted_proxies = match env.get("TRUSTED_PROXIES") {
+        None => Vec::new(),
+        Some(raw) => TrustedProxies::parse_list(&raw).map_err(|problem| ConfigError {
+            variable: "TRUSTED_PROXIES",
+            problem: format!("must be comma-separated CIDRs like 10.0.0.0/8: {problem}"),
+        })?,
+    };
+    if env.flag("TRUST_FORWARDED_FOR", false)? {
+        trusted_proxies.extend(TrustedProxies::loopback_and_private());
+    }
+    Ok(AbuseConfig {
+        trusted_proxies,
+        redis_timeout: Duration::from_millis(positive(env, "REDIS_TIMEOUT_MS", 50)?),
+    })
+}
+
 /// Everything the server needs, from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -57,7 +86,7 @@ pub struct Config {
     pub rate_limit_burst: u32,
     pub auth_rate_limit_per_minute: u32,
     pub redis_url: Option<SecretString>,
-    pub trust_forwarded_for: bool,
+    pub abuse: AbuseConfig,
     pub hsts_seconds: u64,
     pub shutdown_grace: Duration,
     /// HTTP worker threads (`HTTP_WORKERS`); `None`: one per core, actix's
@@ -237,7 +266,7 @@ impl Config {
             rate_limit_burst: env.parsed("RATE_LIMIT_BURST", 200u32)?,
             auth_rate_limit_per_minute: env.parsed("AUTH_RATE_LIMIT_PER_MINUTE", 20u32)?,
             redis_url: env.get("REDIS_URL").map(SecretString::from),
-            trust_forwarded_for: env.flag("TRUST_FORWARDED_FOR", false)?,
+            abuse: abuse(&env)?,
             hsts_seconds: env.parsed("HSTS_SECONDS", 0u64)?,
             shutdown_grace: Duration::from_secs(env.parsed("SHUTDOWN_GRACE_SECONDS", 30u64)?),
             http_workers: match env.parsed("HTTP_WORKERS", 0usize)? {
@@ -329,7 +358,8 @@ mod tests {
         );
         assert_eq!(config.auth_rate_limit_per_minute, 20);
         assert!(config.redis_url.is_none());
-        assert!(!config.trust_forwarded_for);
+        assert!(config.abuse.trusted_proxies.is_empty());
+        assert_eq!(config.abuse.redis_timeout, Duration::from_millis(50));
         assert_eq!(config.hsts_seconds, 0);
         assert_eq!(config.shutdown_grace, Duration::from_secs(30));
         assert_eq!(config.http_workers, None);
@@ -368,7 +398,10 @@ mod tests {
             config.cors_origins,
             ["https://a.example", "https://b.example"]
         );
-        assert!(config.trust_forwarded_for);
+        assert_eq!(
+            config.abuse.trusted_proxies,
+            TrustedProxies::loopback_and_private()
+        );
         assert!(!config.migrate_on_start);
         assert_eq!(config.log_format, LogFormat::Pretty);
     }
@@ -462,5 +495,60 @@ mod tests {
         assert_eq!(with("0").expect("valid").http_workers, None);
         let error = with("many").expect_err("not a number");
         assert_eq!(error.variable, "HTTP_WORKERS");
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_and_the_flag_adds_the_private_ranges() {
+        let with = |vars: &[(&'static str, &'static str)]| {
+            let mut all = vec![
+                ("DATABASE_URL", "postgres://localhost/db"),
+                ("JWT_SECRET", SECRET),
+            ];
+            all.extend_from_slice(vars);
+            load(&all)
+        };
+        let config = with(&[(
+            "TRUSTED_PROXIES",
+            "203.0.113.0/24, 2001:db8::/32,198.51.100.7",
+        )])
+        .expect("valid");
+        assert_eq!(
+            config
+                .abuse
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["203.0.113.0/24", "2001:db8::/32", "198.51.100.7/32"]
+        );
+        let both = with(&[
+            ("TRUSTED_PROXIES", "203.0.113.0/24"),
+            ("TRUST_FORWARDED_FOR", "true"),
+        ])
+        .expect("valid");
+        assert_eq!(both.abuse.trusted_proxies.len(), 7);
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.0/8;"] {
+            let error = with(&[("TRUSTED_PROXIES", bad)]).expect_err(bad);
+            assert_eq!(error.variable, "TRUSTED_PROXIES");
+            assert!(error.to_string().contains("CIDR"), "{error}");
+        }
+    }
+
+    #[test]
+    fn redis_timeout_is_positive_milliseconds() {
+        let with = |value: &'static str| {
+            load(&[
+                ("DATABASE_URL", "postgres://localhost/db"),
+                ("JWT_SECRET", SECRET),
+                ("REDIS_TIMEOUT_MS", value),
+            ])
+        };
+        assert_eq!(
+            with("20").expect("valid").abuse.redis_timeout,
+            Duration::from_millis(20)
+        );
+        for bad in ["0", "soon", "-5"] {
+            assert_eq!(with(bad).expect_err(bad).variable, "REDIS_TIMEOUT_MS");
+        }
     }
 }

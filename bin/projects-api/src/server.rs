@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use actix_web::HttpServer;
 use anyhow::Context as _;
 use projects_auth::{PasswordHasher, TokenConfig, TokenService};
+use projects_http::client_ip::TrustedProxies;
 use projects_http::rate_limit::{RateLimitConfig, RateLimits};
 use projects_http::{AppState, HttpConfig};
 use projects_store::Store;
@@ -53,7 +54,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             burst: config.rate_limit_burst,
             auth_per_minute: config.auth_rate_limit_per_minute,
             redis_url: config.redis_url.clone(),
-            trust_forwarded_for: config.trust_forwarded_for,
+            redis_timeout: config.abuse.redis_timeout,
+            trusted_proxies: TrustedProxies::new(config.abuse.trusted_proxies.clone()),
         },
     };
     // Built once, outside the per-worker factory, so that every worker

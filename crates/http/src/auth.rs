@@ -10,8 +10,9 @@ use projects_store::{NewRefreshToken, NewUser, Rotation, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::client_ip::ClientIp;
 use crate::extract::ValidatedJson;
-use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, Unauthorized};
+use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, TooManyPasswordChecks, Unauthorized};
 use crate::{ApiError, AppState};
 
 /// The one message for a failed login, whatever failed.
@@ -99,8 +100,9 @@ pub(crate) fn log_attempt(
     outcome: &'static str,
     user_id: Option<UserId>,
 ) {
-    let info = req.connection_info();
-    let client_ip = info.realip_remote_addr().unwrap_or("unknown");
+    // The address the limits used, decided once for the request (never a
+    // header the client chose, unless through a trusted proxy).
+    let client_ip = ClientIp::of_handled(req);
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -110,7 +112,7 @@ pub(crate) fn log_attempt(
         auth.event = event,
         auth.outcome = outcome,
         user.id = user_id.map(|id| id.to_string()),
-        client.ip = client_ip,
+        client.ip = client_ip.map(tracing::field::display),
         request_id,
         "authentication attempt"
     );
@@ -204,7 +206,8 @@ pub async fn register(
 
 /// `POST /api/v1/auth/login`: 200 `{user, tokens}`; 401 with one body for
 /// an unknown e-mail and a wrong password, which both cost one argon2
-/// verification.
+/// verification. Password checks of one address are throttled, known or
+/// not (429 with `Retry-After`, see `PasswordChecks`).
 #[utoipa::path(
     tag = "auth",
     operation_id = "login",
@@ -215,6 +218,7 @@ pub async fn register(
         (status = 401, response = Unauthorized),
         ServerErrors,
         JsonBodyErrors,
+        (status = 429, response = TooManyPasswordChecks),
     )
 )]
 #[post("/api/v1/auth/login")]
@@ -231,6 +235,10 @@ pub async fn login(
         .trim()
         .to_lowercase();
     let password = input.password.as_deref().unwrap_or_default();
+    if let Err(retry_after) = state.rate_limits.password_checks().begin(&email).await {
+        log_attempt(&req, "login", "throttled", None);
+        return Err(ApiError::RateLimited { retry_after });
+    }
     let credentials = state
         .store
         .users()
@@ -250,6 +258,7 @@ pub async fn login(
         log_attempt(&req, "login", "failure", known_user);
         return Err(ApiError::InvalidCredentials(BAD_CREDENTIALS));
     };
+    state.rate_limits.password_checks().succeeded(&email).await;
     let user = credentials.user;
     if let Some(rehashed) = rehashed
         && let Err(error) = state

@@ -41,6 +41,9 @@ pub const PASSWORD_HASH_QUEUE_DEPTH: &str = "password_hash_queue_depth";
 /// Requests refused with 429 by the rate limiter (a counter, incremented by
 /// the rate-limit middleware).
 pub const RATE_LIMITED_REQUESTS_TOTAL: &str = "rate_limited_requests_total";
+/// Limit checks answered from this instance's memory because Redis was
+/// failing or not answering within `REDIS_TIMEOUT_MS` (a counter).
+pub const RATE_LIMIT_REDIS_FALLBACKS_TOTAL: &str = crate::rate_limit::FALLBACKS_COUNTER;
 
 /// The `route` label of a request that matched no route: raw paths would
 /// let any client create series without bound.
@@ -103,10 +106,15 @@ fn describe() {
         RATE_LIMITED_REQUESTS_TOTAL,
         "Requests refused with 429 by the rate limiter"
     );
+    describe_counter!(
+        RATE_LIMIT_REDIS_FALLBACKS_TOTAL,
+        "Limit checks answered from memory because Redis failed or did not answer in time"
+    );
     // Shown at zero from the start, so that an alert on them works before
     // the first event.
     gauge!(PASSWORD_HASH_QUEUE_DEPTH).set(0.0);
     counter!(RATE_LIMITED_REQUESTS_TOTAL).absolute(0);
+    counter!(RATE_LIMIT_REDIS_FALLBACKS_TOTAL).absolute(0);
 }
 
 /// Middleware (`App::wrap(from_fn(record_request))`) that counts and times
