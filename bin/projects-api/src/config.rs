@@ -184,6 +184,9 @@ pub struct Config {
     pub abuse: AbuseConfig,
     pub hsts_seconds: u64,
     pub shutdown_grace: Duration,
+    /// `SHUTDOWN_DRAIN_SECONDS`: after SIGTERM, how long readiness answers
+    /// 503 while requests are still served, before the graceful shutdown.
+    pub shutdown_drain: Duration,
     /// HTTP worker threads (`HTTP_WORKERS`); `None`: one per core, actix's
     /// default. See bench/README.md for the measurements behind it.
     pub http_workers: Option<usize>,
@@ -380,6 +383,7 @@ impl Config {
             abuse: abuse(&env)?,
             hsts_seconds: env.parsed("HSTS_SECONDS", 0u64)?,
             shutdown_grace: Duration::from_secs(env.parsed("SHUTDOWN_GRACE_SECONDS", 30u64)?),
+            shutdown_drain: Duration::from_secs(env.parsed("SHUTDOWN_DRAIN_SECONDS", 0u64)?),
             http_workers: match env.parsed("HTTP_WORKERS", 0usize)? {
                 0 => None,
                 workers => Some(workers),
@@ -481,6 +485,7 @@ mod tests {
         assert_eq!(config.abuse.redis_timeout, Duration::from_millis(50));
         assert_eq!(config.hsts_seconds, 0);
         assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.shutdown_drain, Duration::ZERO);
         assert_eq!(config.http_workers, None);
         assert!(config.migrate_on_start);
         assert_eq!(config.log_format, LogFormat::Json);

@@ -96,6 +96,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         passwords,
         rate_limits,
     );
+    let drain = state.drain.clone();
+    let drain_for = config.shutdown_drain;
     // actix calls the factory once per worker, on that worker's thread.
     let next_shard = Arc::new(AtomicUsize::new(0));
     let server = HttpServer::new(move || {
@@ -123,6 +125,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
         };
+        if !drain_for.is_zero() {
+            // Readiness fails at once; the load balancer notices on its next
+            // check and sends nothing new, while we keep serving what comes.
+            drain.start();
+            tracing::info!(
+                signal = name,
+                drain_seconds = drain_for.as_secs(),
+                "draining: readiness answers 503, still serving"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain_for) => {}
+                // A second signal cuts the drain short.
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
         tracing::info!(signal = name, "shutting down: finishing in-flight requests");
         // The worker finishes or releases its jobs meanwhile.
         let _ = stop_worker.send(true);

@@ -8,4 +8,5 @@ mod production {
     pub mod mail;
     pub mod server;
     pub mod shutdown;
+    pub mod stalls;
 }
