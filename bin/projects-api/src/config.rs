@@ -48,13 +48,6 @@ pub struct DatabaseConfig {
 /// Mail, account recovery and verification (`PUBLIC_APP_URL`, `SMTP_URL`,
 /// `MAIL_FROM`, `MAIL_DIR`, `REQUIRE_VERIFIED_EMAIL`, the token lifetimes).
 #[derive(Debug, Clone)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the policy and the lifetimes are read by the account routes, which land next"
-    )
-)]
 pub struct MailConfig {
     /// The front end the links point at, without a trailing slash.
     pub public_app_url: String,
@@ -69,6 +62,16 @@ pub struct MailConfig {
 }
 
 impl MailConfig {
+    /// What the account routes (and the worker's reset requests) need.
+    pub fn accounts_config(&self) -> projects_http::accounts::AccountsConfig {
+        projects_http::accounts::AccountsConfig {
+            password_reset_ttl: self.password_reset_ttl,
+            email_verification_ttl: self.email_verification_ttl,
+            require_verified_email: self.require_verified_email,
+            mail_limits: projects_store::MailLimits::default(),
+        }
+    }
+
     /// What the mail crate needs.
     pub fn mailer_config(&self) -> projects_mail::MailerConfig {
         projects_mail::MailerConfig {

@@ -68,6 +68,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 mailer,
                 tokens: projects_auth::AccountTokenKey::new(config.jwt_secret.clone()),
                 public_app_url: config.mail.public_app_url.clone(),
+                accounts: config.mail.accounts_config(),
             },
             crate::worker::worker_config(config.shutdown_grace),
         )
@@ -89,13 +90,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Built once, outside the per-worker factory, so that every worker
     // counts against the same allowances.
     let rate_limits = RateLimits::new(&http_config.rate_limits).context("invalid REDIS_URL")?;
-    let state = AppState::new(
+    let mut state = AppState::new(
         store.clone(),
         http_config,
         TokenService::new(token_config(&config)),
         passwords,
         rate_limits,
     );
+    state.accounts = config.mail.accounts_config();
     let drain = state.drain.clone();
     let drain_for = config.shutdown_drain;
     // actix calls the factory once per worker, on that worker's thread.

@@ -6,6 +6,9 @@
 use std::time::Duration;
 
 use projects_auth::AccountTokenKey;
+use projects_http::accounts::{
+    AccountsConfig, PASSWORD_RESET_REQUEST_JOB_KIND, password_reset_job,
+};
 use projects_mail::{Letter, MAIL_JOB_KIND, MailJob, Mailer};
 use projects_store::{ClaimedJob, JobFailure, JobHandler, NewJob, Periodic, Store, WorkerConfig};
 
@@ -26,6 +29,8 @@ pub struct Jobs {
     pub tokens: AccountTokenKey,
     /// The front end's base URL, without a trailing slash.
     pub public_app_url: String,
+    /// Lifetimes and limits of the mailed links.
+    pub accounts: AccountsConfig,
 }
 
 /// The worker's settings: the defaults, the cleanup, and the server's grace.
@@ -45,6 +50,11 @@ impl JobHandler for Jobs {
     async fn handle(&self, job: &ClaimedJob) -> Result<(), JobFailure> {
         match job.kind.as_str() {
             MAIL_JOB_KIND => self.send(job).await,
+            PASSWORD_RESET_REQUEST_JOB_KIND => {
+                password_reset_job(&self.store, &self.tokens, &self.accounts, &job.payload)
+                    .await
+                    .map_err(|error| JobFailure::transient(error.to_string()))
+            }
             CLEANUP_JOB_KIND => self.clean_up().await,
             other => Err(JobFailure::permanent(format!("unknown job kind {other:?}"))),
         }
@@ -94,7 +104,17 @@ impl Jobs {
             .delete_finished(KEEP_DONE_JOBS, CLEANUP_BATCH)
             .await
             .map_err(failed)?;
-        tracing::info!(jobs.deleted = jobs, "cleanup done");
+        let tokens = self
+            .store
+            .account_tokens()
+            .delete_expired(CLEANUP_BATCH)
+            .await
+            .map_err(failed)?;
+        tracing::info!(
+            jobs.deleted = jobs,
+            account_tokens.deleted = tokens,
+            "cleanup done"
+        );
         Ok(())
     }
 }

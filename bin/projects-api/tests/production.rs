@@ -3,6 +3,7 @@
 
 mod production {
     pub mod abuse;
+    pub mod account_mail;
     pub mod cluster;
     pub mod database_failure;
     pub mod mail;

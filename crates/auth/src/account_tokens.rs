@@ -41,6 +41,15 @@ impl AccountTokenKey {
     }
 }
 
+/// The SHA-256 of an address, lower-cased: what the per-address mail limits
+/// count by, so that the counting table holds no address.
+pub fn address_hash(address: &str) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"projects-api mail address v1\0");
+    digest.update(address.trim().to_lowercase().as_bytes());
+    digest.finalize().into()
+}
+
 /// A token as a link carries it. `Debug` does not print it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccountToken(String);

@@ -11,7 +11,7 @@ mod passwords;
 mod refresh;
 mod tokens;
 
-pub use account_tokens::{AccountToken, AccountTokenKey};
+pub use account_tokens::{AccountToken, AccountTokenKey, address_hash};
 pub use error::{AuthError, TokenError};
 pub use passwords::{
     PasswordHasher, QUEUE_DEPTH_GAUGE, QUEUE_PER_CORE, STRENGTH_DEADLINE, Verification,

@@ -187,6 +187,7 @@ mod tests {
             email: Email::parse("ada@example.com").expect("valid"),
             name: "Ada".into(),
             role: Role::Admin,
+            email_verified: true,
             created_at: time::OffsetDateTime::now_utc(),
             updated_at: time::OffsetDateTime::now_utc(),
         }

@@ -56,6 +56,7 @@ impl FromStr for Role {
     "email": "ada@example.com",
     "name": "Ada Lovelace",
     "role": "user",
+    "email_verified": true,
     "created_at": "2026-01-02T03:04:05.123456Z",
     "updated_at": "2026-01-02T03:04:05.123456Z"
 }))]
@@ -66,6 +67,9 @@ pub struct User {
     #[schema(min_length = 1, max_length = 100, example = "Ada Lovelace")]
     pub name: String,
     pub role: Role,
+    /// Whether the owner confirmed the address (the link mailed at
+    /// registration, or an email change).
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -121,15 +125,17 @@ mod tests {
             email: Email::parse("ada@example.com").expect("valid"),
             name: "Ada Lovelace".into(),
             role: Role::Admin,
+            email_verified: false,
             created_at: time::macros::datetime!(2026-01-02 03:04:05.123456 UTC),
             updated_at: time::macros::datetime!(2026-01-02 03:04:05 UTC),
         };
         let json = serde_json::to_value(&user).expect("serialises");
         assert_eq!(json["role"], "admin");
+        assert_eq!(json["email_verified"], false);
         assert_eq!(json["email"], "ada@example.com");
         assert_eq!(json["created_at"], "2026-01-02T03:04:05.123456Z");
         assert_eq!(json["updated_at"], "2026-01-02T03:04:05Z");
         let keys: Vec<_> = json.as_object().expect("object").keys().cloned().collect();
-        assert_eq!(keys.len(), 6, "only the contract's fields: {keys:?}");
+        assert_eq!(keys.len(), 7, "only the contract's fields: {keys:?}");
     }
 }

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use crate::client_ip::ClientIp;
 use crate::extract::ValidatedJson;
-use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, TooManyPasswordChecks, Unauthorized};
+use crate::openapi::{
+    Conflict, EmailNotVerified, JsonBodyErrors, ServerErrors, TooManyPasswordChecks, Unauthorized,
+};
 use crate::{ApiError, AppState};
 
 /// The one message for a failed login, whatever failed.
@@ -57,6 +59,7 @@ impl std::fmt::Debug for Tokens {
         "email": "ada@example.com",
         "name": "Ada Lovelace",
         "role": "user",
+        "email_verified": true,
         "created_at": "2026-01-02T03:04:05.123456Z",
         "updated_at": "2026-01-02T03:04:05.123456Z"
     },
@@ -70,6 +73,12 @@ impl std::fmt::Debug for Tokens {
 pub struct Session {
     user: User,
     tokens: Tokens,
+}
+
+impl Session {
+    pub(crate) fn new(user: User, tokens: Tokens) -> Self {
+        Self { user, tokens }
+    }
 }
 
 /// Rotated tokens.
@@ -119,7 +128,7 @@ pub(crate) fn log_attempt(
 }
 
 /// A new access token and a new refresh token in `family_id`.
-async fn start_session(state: &AppState, user: &User) -> Result<Tokens, ApiError> {
+pub(crate) async fn start_session(state: &AppState, user: &User) -> Result<Tokens, ApiError> {
     let new_token = RefreshToken::generate();
     state
         .store
@@ -187,7 +196,17 @@ pub async fn register(
         role: Role::User,
         password_hash,
     };
-    let user = match state.store.users().insert(&new_user).await {
+    // The user, their verification link and its message: one transaction.
+    let (token_id, token) =
+        crate::accounts::verification_token(&state.account_tokens, &state.accounts);
+    let registered = state
+        .store
+        .account_tokens()
+        .register(&new_user, &token, |user| {
+            crate::accounts::verification_mail(user, token_id, &state.accounts)
+        })
+        .await;
+    let user = match registered {
         Ok(user) => user,
         Err(StoreError::Conflict { .. }) => {
             log_attempt(&req, "register", "email_taken", None);
@@ -216,6 +235,7 @@ pub async fn register(
     responses(
         (status = 200, description = "Logged in: a new session", body = Session),
         (status = 401, response = Unauthorized),
+        (status = 403, response = EmailNotVerified),
         ServerErrors,
         JsonBodyErrors,
         (status = 429, response = TooManyPasswordChecks),
@@ -260,6 +280,10 @@ pub async fn login(
     };
     state.rate_limits.password_checks().succeeded(&email).await;
     let user = credentials.user;
+    if state.accounts.require_verified_email && !user.email_verified {
+        log_attempt(&req, "login", "email_not_verified", Some(user.id));
+        return Err(ApiError::EmailNotVerified);
+    }
     if let Some(rehashed) = rehashed
         && let Err(error) = state
             .store

@@ -57,8 +57,16 @@ pub enum ApiError {
     /// Wrong e-mail or password, or an unusable refresh token.
     #[error("{0}")]
     InvalidCredentials(&'static str),
+    /// An account token (password reset, email verification or change)
+    /// that is unknown, used, expired or tampered with: 400.
+    #[error("the link's token is invalid, used or expired: ask for a new link")]
+    InvalidAccountToken,
     #[error("your role does not allow this action")]
     Forbidden,
+    /// `REQUIRE_VERIFIED_EMAIL`: the password was right, the address is
+    /// not verified yet.
+    #[error("confirm your e-mail address first: use the link we mailed you, or ask for a new one")]
+    EmailNotVerified,
     #[error("the resource does not exist")]
     NotFound,
     #[error("this method is not allowed on this resource")]
@@ -93,7 +101,9 @@ impl ApiError {
             ApiError::BadRequest(_) => ("bad-request", "Bad request"),
             ApiError::InvalidToken(_) => ("invalid-token", "Unauthorized"),
             ApiError::InvalidCredentials(_) => ("invalid-credentials", "Unauthorized"),
+            ApiError::InvalidAccountToken => ("invalid-token", "Bad request"),
             ApiError::Forbidden => ("forbidden", "Forbidden"),
+            ApiError::EmailNotVerified => ("email-not-verified", "Forbidden"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
@@ -178,9 +188,9 @@ impl From<&ApiError> for Problem {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::InvalidAccountToken => StatusCode::BAD_REQUEST,
             ApiError::InvalidToken(_) | ApiError::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::EmailNotVerified => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

@@ -6,6 +6,7 @@
 //! Handlers read like the contract's rows: they call the store and the auth
 //! crate and never hold SQL strings, hashing or JWT internals.
 
+pub mod accounts;
 mod app;
 mod auth;
 pub mod client_ip;

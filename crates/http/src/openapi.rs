@@ -25,9 +25,10 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi as _};
 
 use crate::error::{ApiError, FieldError, Problem};
-use crate::{auth, health, projects, users};
+use crate::{accounts, auth, health, projects, users};
 use projects_domain::inputs::{
-    Login, NewProject, ProjectPatch, RefreshRequest, Registration, UserPatch, UserSelfPatch,
+    Login, NewProject, PasswordResetConfirm, PasswordResetRequest, ProjectPatch, RefreshRequest,
+    Registration, TokenConfirm, UserPatch, UserSelfPatch,
 };
 use projects_domain::{Project, ProjectSort, ProjectStatus, Role, User};
 
@@ -67,6 +68,11 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
         auth::login,
         auth::refresh,
         auth::logout,
+        accounts::request_password_reset,
+        accounts::confirm_password_reset,
+        accounts::verify_email,
+        accounts::resend_verification,
+        accounts::confirm_email_change,
         users::me,
         users::update_me,
         users::list,
@@ -95,6 +101,10 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             Registration,
             Login,
             RefreshRequest,
+            PasswordResetRequest,
+            PasswordResetConfirm,
+            TokenConfirm,
+            accounts::Accepted,
             UserSelfPatch,
             UserPatch,
             NewProject,
@@ -107,6 +117,8 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             BadRequest,
             Unauthorized,
             Forbidden,
+            EmailNotVerified,
+            InvalidAccountToken,
             NotFound,
             MethodNotAllowed,
             Conflict,
@@ -531,6 +543,12 @@ problem_responses! {
         [("WWW-Authenticate", "`Bearer` challenge, on token errors", Type::String)];
     /// 403.
     Forbidden: "Authenticated, but the role does not allow the action", ApiError::Forbidden, [];
+    /// 403 on login when `REQUIRE_VERIFIED_EMAIL` is on.
+    EmailNotVerified: "The password is right, but the address is not verified yet \
+        (only when the server requires verified addresses)", ApiError::EmailNotVerified, [];
+    /// 400 for an account token.
+    InvalidAccountToken: "The link's token is unknown, used, expired or tampered with; \
+        nothing changed", ApiError::InvalidAccountToken, [];
     /// 404.
     NotFound: "No such resource, or one the caller may not see", ApiError::NotFound, [];
     /// 405.

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use projects_auth::{PasswordHasher, TokenConfig, TokenService};
+use projects_auth::{AccountTokenKey, PasswordHasher, TokenConfig, TokenService};
 use projects_store::Store;
 
+use crate::accounts::AccountsConfig;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 
 /// Settings of the HTTP layer, read once at start by the binary.
@@ -51,6 +52,10 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     /// Readiness turns 503 once this starts (shutdown drain).
     pub drain: crate::health::Drain,
+    /// Derives the tokens of mailed links from their ids.
+    pub account_tokens: AccountTokenKey,
+    /// Lifetimes, limits and policy of the account flows.
+    pub accounts: AccountsConfig,
 }
 
 impl AppState {
@@ -63,6 +68,8 @@ impl AppState {
         passwords: PasswordHasher,
         rate_limits: RateLimits,
     ) -> Self {
+        // Mailed links are keyed by the same secret as the access tokens.
+        let account_tokens = AccountTokenKey::new(tokens.config().secret.clone());
         Self {
             store,
             config,
@@ -70,6 +77,8 @@ impl AppState {
             passwords,
             rate_limits: Arc::new(rate_limits),
             drain: crate::health::Drain::default(),
+            account_tokens,
+            accounts: AccountsConfig::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
 use projects_auth::Verification;
 use projects_domain::inputs::{UserPatch, UserSelfPatch};
 use projects_domain::{Limit, Page, User, UserId};
-use projects_store::{StoreError, UserChangeError, UserUpdate};
+use projects_store::{Issued, StoreError, UserChangeError, UserUpdate};
 use serde::Deserialize;
 
 use crate::auth::log_attempt;
@@ -65,14 +65,17 @@ pub async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpR
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// `PATCH /api/v1/users/me`: `name`; `password` with `current_password`.
-/// A password change revokes every refresh token of the user.
+/// `PATCH /api/v1/users/me`: `name`; `password` with `current_password`;
+/// `email` with `current_password`. A password change revokes every refresh
+/// token of the user; an email change only mails a confirmation link to the
+/// new address and answers 202.
 #[utoipa::path(
     tag = "users",
     operation_id = "update_me",
     request_body = UserSelfPatch,
     responses(
-        (status = 200, description = "Your account, updated", body = User),        (status = 401, response = Unauthorized),
+        (status = 200, description = "Your account, updated", body = User),
+        (status = 202, description = "Your account (name updated if asked); a link to confirm the new address is on its way to it", body = User),        (status = 401, response = Unauthorized),
         ServerErrors,
         JsonBodyErrors,
         (status = 429, response = TooManyPasswordChecks),
@@ -86,38 +89,22 @@ pub async fn update_me(
     body: ValidatedJson<UserSelfPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    if input.password.is_some() || input.current_password.is_some() {
+    if input.password.is_some() || input.current_password.is_some() || input.email.is_some() {
         // A password check: under the auth limit of the client, like login.
         auth_limit(&req, &state).await?;
     }
+    let new_email = input.new_email();
+    if input.password.is_some() || new_email.is_some() {
+        // Validation made sure that `current_password` came with them.
+        let event = if input.password.is_some() {
+            "password_change"
+        } else {
+            "email_change_request"
+        };
+        let current = input.current_password.as_deref().unwrap_or_default();
+        check_current_password(&req, &state, caller.id, current, event).await?;
+    }
     if let Some(change) = input.password_change() {
-        let credentials = state
-            .store
-            .users()
-            .find_credentials_by_id(caller.id)
-            .await
-            .map_err(gone)?;
-        let account = credentials.user.email.to_string();
-        let throttle = state.rate_limits.password_checks();
-        if let Err(retry_after) = throttle.begin(&account).await {
-            log_attempt(&req, "password_change", "throttled", Some(caller.id));
-            return Err(ApiError::RateLimited { retry_after });
-        }
-        let verification = state
-            .passwords
-            .verify(change.current, Some(&credentials.password_hash))
-            .await?;
-        if verification != Verification::Mismatch {
-            throttle.succeeded(&account).await;
-        }
-        if verification == Verification::Mismatch {
-            log_attempt(&req, "password_change", "failure", Some(caller.id));
-            return Err(ApiError::invalid_field(
-                "current_password",
-                "incorrect",
-                "is not your current password",
-            ));
-        }
         let hash = state.passwords.hash(change.new).await?;
         state
             .store
@@ -132,7 +119,62 @@ pub async fn update_me(
         None => state.store.users().find_by_id(caller.id).await,
     }
     .map_err(gone)?;
-    Ok(HttpResponse::Ok().json(user))
+    let Some(new_email) = new_email else {
+        return Ok(HttpResponse::Ok().json(user));
+    };
+    // The address changes only once the link mailed to it is used.
+    if let Issued::Limited { retry_after_secs } =
+        crate::accounts::start_email_change(&state, &user, new_email).await?
+    {
+        log_attempt(
+            &req,
+            "email_change_request",
+            "address_limited",
+            Some(caller.id),
+        );
+        return Err(ApiError::RateLimited {
+            retry_after: std::time::Duration::from_secs(retry_after_secs),
+        });
+    }
+    log_attempt(&req, "email_change_request", "accepted", Some(caller.id));
+    Ok(HttpResponse::Accepted().json(user))
+}
+
+/// Checks the caller's current password, under the account's throttle of
+/// password checks: 422 on `current_password` when it is wrong.
+async fn check_current_password(
+    req: &HttpRequest,
+    state: &AppState,
+    user_id: UserId,
+    current: &str,
+    event: &'static str,
+) -> Result<(), ApiError> {
+    let credentials = state
+        .store
+        .users()
+        .find_credentials_by_id(user_id)
+        .await
+        .map_err(gone)?;
+    let account = credentials.user.email.to_string();
+    let throttle = state.rate_limits.password_checks();
+    if let Err(retry_after) = throttle.begin(&account).await {
+        log_attempt(req, event, "throttled", Some(user_id));
+        return Err(ApiError::RateLimited { retry_after });
+    }
+    let verification = state
+        .passwords
+        .verify(current, Some(&credentials.password_hash))
+        .await?;
+    if verification == Verification::Mismatch {
+        log_attempt(req, event, "failure", Some(user_id));
+        return Err(ApiError::invalid_field(
+            "current_password",
+            "incorrect",
+            "is not your current password",
+        ));
+    }
+    throttle.succeeded(&account).await;
+    Ok(())
 }
 
 /// Counts the request against the client's auth limit (the middleware
@@ -193,6 +235,7 @@ fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
                     "email": "ada@example.com",
                     "name": "Ada Lovelace",
                     "role": "user",
+                    "email_verified": true,
                     "created_at": "2026-01-02T03:04:05.123456Z",
                     "updated_at": "2026-01-02T03:04:05.123456Z"
                 }],

@@ -373,6 +373,17 @@ impl Fixtures {
             ("POST", "/api/v1/auth/refresh" | "/api/v1/auth/logout") => {
                 Some(json!({ "refresh_token": refresh_token }))
             }
+            ("POST", "/api/v1/auth/password-reset") => Some(json!({
+                "email": credentials.user.email.as_str(),
+            })),
+            ("POST", "/api/v1/auth/password-reset/confirm") => Some(json!({
+                "token": "not-a-token",
+                "password": "a strong new passphrase",
+            })),
+            ("POST", "/api/v1/auth/verify-email" | "/api/v1/auth/email-change/confirm") => {
+                Some(json!({ "token": "not-a-token" }))
+            }
+            ("POST", "/api/v1/auth/verify-email/resend") => None,
             // Every other body route takes a name: users (me and by id),
             // projects (create and update); the 405 rows get one too.
             _ => Some(json!({ "name": "Renamed" })),

@@ -77,6 +77,10 @@ impl MailKind {
     }
 }
 
+/// How often a message is tried before its job is given up (with the
+/// worker's backoff, from 10 s doubling: about 40 minutes in all).
+pub const MAIL_ATTEMPTS: i32 = 8;
+
 /// The job kind of a message to send; its payload is a [`MailJob`].
 pub const MAIL_JOB_KIND: &str = "mail";
 

@@ -6,6 +6,7 @@
 //! This crate holds every SQL string of the project and nothing about HTTP,
 //! password hashing or tokens.
 
+mod account_tokens;
 mod error;
 mod jobs;
 mod migrations;
@@ -17,6 +18,9 @@ mod statement;
 mod transaction;
 mod users;
 
+pub use account_tokens::{
+    AccountTokens, ConsumeError, InvalidToken, Issued, MailLimits, NewAccountToken, TokenPurpose,
+};
 pub use error::StoreError;
 pub use jobs::worker::{JOBS_COMPLETED_TOTAL, JOBS_DEAD_TOTAL, JOBS_RETRIED_TOTAL};
 pub use jobs::{

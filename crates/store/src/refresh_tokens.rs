@@ -69,7 +69,7 @@ const REVOKE_ALL_OF_USER: Sql = Sql::new(
 );
 const USER: Sql = Sql::new(
     "refresh_tokens.user",
-    "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id = $1",
+    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id = $1",
 );
 
 impl Store {

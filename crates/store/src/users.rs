@@ -64,20 +64,20 @@ pub struct Users<'a> {
 const INSERT: Sql = Sql::new(
     "users.insert",
     "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) \
-     RETURNING id, email, name, role, created_at, updated_at",
+     RETURNING id, email, name, role, email_verified, created_at, updated_at",
 );
 const FIND_BY_ID: Sql = Sql::new(
     "users.find_by_id",
-    "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id = $1",
+    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id = $1",
 );
 const FIND_CREDENTIALS_BY_EMAIL: Sql = Sql::new(
     "users.find_credentials_by_email",
-    "SELECT id, email, name, role, created_at, updated_at, password_hash FROM users \
+    "SELECT id, email, name, role, email_verified, created_at, updated_at, password_hash FROM users \
      WHERE lower(email) = lower($1)",
 );
 const FIND_CREDENTIALS_BY_ID: Sql = Sql::new(
     "users.find_credentials_by_id",
-    "SELECT id, email, name, role, created_at, updated_at, password_hash FROM users \
+    "SELECT id, email, name, role, email_verified, created_at, updated_at, password_hash FROM users \
      WHERE id = $1",
 );
 const SET_PASSWORD_HASH: Sql = Sql::new(
@@ -91,11 +91,11 @@ const REVOKE_ALL_TOKENS: Sql = Sql::new(
 const SET_NAME: Sql = Sql::new(
     "users.set_name",
     "UPDATE users SET name = $2 WHERE id = $1 \
-     RETURNING id, email, name, role, created_at, updated_at",
+     RETURNING id, email, name, role, email_verified, created_at, updated_at",
 );
 const LOCK_FOR_UPDATE: Sql = Sql::new(
     "users.lock_for_update",
-    "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id = $1 FOR UPDATE",
+    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id = $1 FOR UPDATE",
 );
 // Locks every admin row, so that two concurrent demotions of the last two
 // admins serialise and the second one sees that only one is left.
@@ -106,22 +106,22 @@ const LOCK_ADMINS: Sql = Sql::new(
 const UPDATE: Sql = Sql::new(
     "users.update",
     "UPDATE users SET role = COALESCE($2, role), name = COALESCE($3, name) WHERE id = $1 \
-     RETURNING id, email, name, role, created_at, updated_at",
+     RETURNING id, email, name, role, email_verified, created_at, updated_at",
 );
 const DELETE: Sql = Sql::new("users.delete", "DELETE FROM users WHERE id = $1");
 const LIST_FIRST: Sql = Sql::new(
     "users.list_first",
-    "SELECT id, email, name, role, created_at, updated_at FROM users ORDER BY id LIMIT $1",
+    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users ORDER BY id LIMIT $1",
 );
 const LIST_AFTER: Sql = Sql::new(
     "users.list_after",
-    "SELECT id, email, name, role, created_at, updated_at FROM users WHERE id > $1 \
+    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id > $1 \
      ORDER BY id LIMIT $2",
 );
 const PROMOTE_BY_EMAIL: Sql = Sql::new(
     "users.promote_by_email",
     "UPDATE users SET role = 'admin', password_hash = $2 WHERE lower(email) = lower($1) \
-     RETURNING id, email, name, role, created_at, updated_at",
+     RETURNING id, email, name, role, email_verified, created_at, updated_at",
 );
 
 impl Store {
@@ -364,6 +364,7 @@ pub(crate) fn user_from_row(row: &Row) -> Result<User, StoreError> {
         role: role
             .parse()
             .map_err(|error| StoreError::Other(Box::new(error)))?,
+        email_verified: row.try_get("email_verified")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

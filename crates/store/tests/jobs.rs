@@ -422,3 +422,40 @@ async fn a_periodic_job_runs_once_per_period_across_three_workers() {
     let deliveries = recorder.deliveries.lock().unwrap();
     assert!(deliveries.values().all(|n| *n == 1));
 }
+
+#[tokio::test]
+async fn the_cleanup_deletes_old_done_jobs_and_keeps_dead_ones() {
+    let db = TestDb::new().await;
+    let jobs = db.store().jobs();
+    for n in 0..2 {
+        jobs.enqueue(&NewJob::new("old", json!({ "n": n }), 1))
+            .await
+            .unwrap();
+    }
+    let claimed = jobs.claim(Duration::from_secs(60), 2).await.unwrap();
+    assert!(jobs.complete(&claimed[0]).await.unwrap());
+    jobs.fail(&claimed[1], "refused", Duration::ZERO, true)
+        .await
+        .unwrap();
+    // Done a moment ago: kept for an hour, deleted for zero.
+    assert_eq!(
+        jobs.delete_finished(Duration::from_secs(3600), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(jobs.delete_finished(Duration::ZERO, 100).await.unwrap(), 1);
+    let left = jobs.list_by_kind("old", 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].state, JobState::Dead);
+    // The account side of the cleanup runs too (nothing to delete here).
+    assert_eq!(
+        db.store()
+            .account_tokens()
+            .delete_expired(100)
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -94,8 +94,73 @@ impl Input for RefreshRequest {
     const FIELDS: &'static [&'static str] = &["refresh_token"];
 }
 
+/// `POST /api/v1/auth/password-reset`.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({ "email": "ada@example.com" }))]
+pub struct PasswordResetRequest {
+    /// The account's address; the answer is the same whether or not it has one.
+    #[garde(required, custom(email_address))]
+    #[serde(default)]
+    #[schema(value_type = String, required = true, format = Email, max_length = 254, example = "ada@example.com")]
+    pub email: Option<String>,
+}
+
+impl Input for PasswordResetRequest {
+    const FIELDS: &'static [&'static str] = &["email"];
+}
+
+impl PasswordResetRequest {
+    /// The normalised address; validation has already accepted it.
+    pub fn parsed_email(&self) -> Result<Email, InvalidEmail> {
+        Email::parse(self.email.as_deref().unwrap_or_default())
+    }
+}
+
+/// `POST /api/v1/auth/password-reset/confirm`.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({
+    "token": "q5dM8xKc1vJ0bN3rT7yW2eA9sF4gH6jL0zX8cV1bN2m",
+    "password": "a new and better passphrase"
+}))]
+pub struct PasswordResetConfirm {
+    /// The token of the mailed link.
+    #[garde(required, length(chars, min = 1, max = 512))]
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 512, example = "q5dM8xKc1vJ0bN3rT7yW2eA9sF4gH6jL0zX8cV1bN2m")]
+    pub token: Option<String>,
+    /// The new password: 8 to 128 characters, not easily guessed.
+    #[garde(required, length(chars, min = MIN_PASSWORD_CHARS, max = MAX_PASSWORD_CHARS))]
+    #[serde(default)]
+    #[schema(value_type = String, required = true, format = Password, min_length = 8, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$", example = "a new and better passphrase")]
+    pub password: Option<String>,
+}
+
+impl Input for PasswordResetConfirm {
+    const FIELDS: &'static [&'static str] = &["token", "password"];
+
+    fn new_passwords(&self) -> Vec<(&'static str, &str)> {
+        estimable("password", self.password.as_deref())
+    }
+}
+
+/// `POST /api/v1/auth/verify-email` and `POST /api/v1/auth/email-change/confirm`.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({ "token": "q5dM8xKc1vJ0bN3rT7yW2eA9sF4gH6jL0zX8cV1bN2m" }))]
+pub struct TokenConfirm {
+    /// The token of the mailed link.
+    #[garde(required, length(chars, min = 1, max = 512))]
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 512, example = "q5dM8xKc1vJ0bN3rT7yW2eA9sF4gH6jL0zX8cV1bN2m")]
+    pub token: Option<String>,
+}
+
+impl Input for TokenConfirm {
+    const FIELDS: &'static [&'static str] = &["token"];
+}
+
 /// `PATCH /api/v1/users/me`: a new name, and/or a new password together
-/// with the current one.
+/// with the current one, and/or a new address (with the current password),
+/// which only starts a change confirmed by mail.
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[schema(
     example = json!({ "name": "Ada King" })
@@ -117,7 +182,13 @@ pub struct UserSelfPatch {
     #[serde(default)]
     #[schema(format = Password, min_length = 8, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub password: Option<String>,
-    /// Required with `password`.
+    /// A new address: with `current_password`, a confirmation link goes to
+    /// it (202); the address changes once the link is used.
+    #[garde(custom(email_address), custom(needed_with_email(&self.current_password)))]
+    #[serde(default)]
+    #[schema(value_type = String, format = Email, max_length = 254, example = "ada@example.org")]
+    pub email: Option<String>,
+    /// Required with `password` and with `email`.
     #[garde(length(chars, min = 1, max = MAX_PASSWORD_CHARS), custom(needed_for_password(&self.password)))]
     #[serde(default)]
     #[schema(format = Password, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
@@ -125,7 +196,7 @@ pub struct UserSelfPatch {
 }
 
 impl Input for UserSelfPatch {
-    const FIELDS: &'static [&'static str] = &["name", "password", "current_password"];
+    const FIELDS: &'static [&'static str] = &["name", "password", "email", "current_password"];
 
     fn new_passwords(&self) -> Vec<(&'static str, &str)> {
         estimable("password", self.password.as_deref())
@@ -141,6 +212,12 @@ pub struct PasswordChange<'a> {
 }
 
 impl UserSelfPatch {
+    /// The new address this patch asks to move to, if any; validation has
+    /// already accepted it.
+    pub fn new_email(&self) -> Option<Email> {
+        self.email.as_deref().and_then(|raw| Email::parse(raw).ok())
+    }
+
     /// The password change this patch asks for, if any. Validation has
     /// already made sure that a new password comes with the current one.
     pub fn password_change(&self) -> Option<PasswordChange<'_>> {
@@ -238,6 +315,18 @@ pub fn password_weakness(password: &str) -> Option<String> {
         }
     }
     Some(message)
+}
+
+fn needed_with_email<'a>(
+    current: &'a Option<String>,
+) -> impl FnOnce(&Option<String>, &()) -> garde::Result + 'a {
+    move |email, _| match (email, current) {
+        (Some(_), None) => Err(rule_error(
+            "current_password_required",
+            "needs current_password to change the address",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn needed_for_password<'a>(
@@ -357,6 +446,7 @@ mod tests {
         let patch = UserSelfPatch {
             name: Some("A".into()),
             password: None,
+            email: None,
             current_password: Some("whatever it is".into()),
         };
         assert!(patch.new_passwords().is_empty());
@@ -377,6 +467,7 @@ mod tests {
         let patch = UserSelfPatch {
             name: None,
             password: Some("correct horse battery staple".into()),
+            email: None,
             current_password: None,
         };
         assert_eq!(

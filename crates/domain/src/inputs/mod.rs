@@ -17,8 +17,8 @@ mod projects;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 
 pub use accounts::{
-    Login, MAX_ESTIMATED_CHARS, PasswordChange, RefreshRequest, Registration, UserPatch,
-    UserSelfPatch, password_weakness,
+    Login, MAX_ESTIMATED_CHARS, PasswordChange, PasswordResetConfirm, PasswordResetRequest,
+    RefreshRequest, Registration, TokenConfirm, UserPatch, UserSelfPatch, password_weakness,
 };
 pub use projects::{MAX_DESCRIPTION_CHARS, MAX_PROJECT_NAME_CHARS, NewProject, ProjectPatch};
 

@@ -427,7 +427,7 @@ impl Jobs<'_> {
     /// Deletes up to `limit` done jobs finished more than `age` ago; returns
     /// how many. Dead jobs stay.
     pub async fn delete_finished(&self, age: Duration, limit: i64) -> Result<u64, StoreError> {
-        let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        let seconds = age.as_secs_f64();
         let client = self.store.client().await?;
         self.store
             .slow

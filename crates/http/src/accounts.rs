@@ -1,0 +1,494 @@
+//! Account recovery and verification over email: password reset, email
+//! verification (and its resend), and the confirmation of an email change.
+//! Every message goes through the outbox (a job in the same transaction as
+//! the token it carries), and every token is single use, stored as a hash,
+//! and 400 `invalid-token` when unknown, used, expired or tampered with.
+//!
+//! A password-reset request only queues a job holding the address: the
+//! worker looks the account up and mails the link. The request therefore
+//! does the same work (one insert) whether or not the account exists, and
+//! its answer and its timing cannot tell them apart.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use projects_auth::{AccountToken, AccountTokenKey, address_hash};
+use projects_domain::inputs::{PasswordResetConfirm, PasswordResetRequest, TokenConfirm};
+use projects_domain::{Email, User};
+use projects_mail::{MAIL_ATTEMPTS, MAIL_JOB_KIND, MailJob, MailKind};
+use projects_store::{
+    ConsumeError, Issued, MailLimits, NewAccountToken, NewJob, Store, StoreError, TokenPurpose,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::{Session, log_attempt, start_session};
+use crate::extract::{CurrentUser, ValidatedJson};
+use crate::openapi::{
+    Conflict, InvalidAccountToken, JsonBodyErrors, ServerErrors, TooManyRequests, Unauthorized,
+};
+use crate::{ApiError, AppState};
+
+/// The job that turns a password-reset request into a message, if the
+/// address has an account (run by the worker, see [`password_reset_job`]).
+pub const PASSWORD_RESET_REQUEST_JOB_KIND: &str = "password_reset_request";
+
+/// The one answer to a password-reset request, whoever asked.
+const RESET_ACCEPTED: &str =
+    "if an account has this address, a link to choose a new password is on its way";
+
+/// Settings of the account flows, read once at start by the binary.
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    pub password_reset_ttl: Duration,
+    /// Also the lifetime of an email-change link.
+    pub email_verification_ttl: Duration,
+    /// Login of an unverified account is 403 `email-not-verified`.
+    pub require_verified_email: bool,
+    /// Per-address limits on everything that sends mail.
+    pub mail_limits: MailLimits,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            email_verification_ttl: Duration::from_secs(48 * 3600),
+            require_verified_email: false,
+            mail_limits: MailLimits::default(),
+        }
+    }
+}
+
+/// A request that was accepted; whatever follows happens by mail.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({ "message": RESET_ACCEPTED }))]
+pub struct Accepted {
+    message: &'static str,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(request_password_reset)
+        .service(confirm_password_reset)
+        .service(verify_email)
+        .service(resend_verification)
+        .service(confirm_email_change);
+}
+
+/// "30 minutes", "48 hours": a link's lifetime as the message says it.
+fn in_words(duration: Duration) -> String {
+    let minutes = duration.as_secs() / 60;
+    match minutes {
+        1 => "1 minute".into(),
+        m if m % 60 != 0 || m < 60 => format!("{m} minutes"),
+        60 => "1 hour".into(),
+        m => format!("{} hours", m / 60),
+    }
+}
+
+/// A new token: its random id (which the mail job carries) and what the
+/// database stores.
+fn new_token(
+    key: &AccountTokenKey,
+    purpose: TokenPurpose,
+    new_email: Option<Email>,
+    ttl: Duration,
+) -> (Uuid, NewAccountToken) {
+    let id = Uuid::new_v4();
+    let token = NewAccountToken {
+        token_hash: key.token(id).hash(),
+        purpose,
+        new_email,
+        expires_at: time::OffsetDateTime::now_utc() + ttl,
+    };
+    (id, token)
+}
+
+/// The outbox job of one message.
+pub(crate) fn mail_job(
+    kind: MailKind,
+    to: &Email,
+    name: &str,
+    token_id: Option<Uuid>,
+    valid_for: Option<String>,
+) -> NewJob {
+    let payload = MailJob {
+        kind,
+        to: to.as_str().to_owned(),
+        name: name.to_owned(),
+        token_id,
+        valid_for,
+    };
+    NewJob::new(
+        MAIL_JOB_KIND,
+        serde_json::to_value(payload).expect("a mail job serialises"),
+        MAIL_ATTEMPTS,
+    )
+}
+
+/// Stores an email-verification token for `user` and queues its message,
+/// within the address's limits (registration uses its own transaction).
+pub(crate) fn verification_token(
+    key: &AccountTokenKey,
+    config: &AccountsConfig,
+) -> (Uuid, NewAccountToken) {
+    new_token(
+        key,
+        TokenPurpose::EmailVerification,
+        None,
+        config.email_verification_ttl,
+    )
+}
+
+/// The verification message of `user` for the token `token_id`.
+pub(crate) fn verification_mail(user: &User, token_id: Uuid, config: &AccountsConfig) -> NewJob {
+    mail_job(
+        MailKind::EmailVerification,
+        &user.email,
+        &user.name,
+        Some(token_id),
+        Some(in_words(config.email_verification_ttl)),
+    )
+}
+
+/// Starts an email change: a token for `new_email` and its message to that
+/// address. `Limited` when the new address had its share of mail.
+pub(crate) async fn start_email_change(
+    state: &AppState,
+    user: &User,
+    new_email: Email,
+) -> Result<Issued, StoreError> {
+    let config = &state.accounts;
+    let (token_id, token) = new_token(
+        &state.account_tokens,
+        TokenPurpose::EmailChange,
+        Some(new_email.clone()),
+        config.email_verification_ttl,
+    );
+    let mail = mail_job(
+        MailKind::EmailChange,
+        &new_email,
+        &user.name,
+        Some(token_id),
+        Some(in_words(config.email_verification_ttl)),
+    );
+    state
+        .store
+        .account_tokens()
+        .issue(
+            user.id,
+            &token,
+            address_hash(new_email.as_str()),
+            config.mail_limits,
+            &mail,
+        )
+        .await
+}
+
+/// The worker's side of a password-reset request: if `email` has an
+/// account, a reset token and its message, within the address's limits;
+/// otherwise nothing. Nothing of the outcome is logged with the address.
+pub async fn password_reset_job(
+    store: &Store,
+    key: &AccountTokenKey,
+    config: &AccountsConfig,
+    payload: &serde_json::Value,
+) -> Result<(), StoreError> {
+    let Some(email) = payload
+        .get("email")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|raw| Email::parse(raw).ok())
+    else {
+        tracing::warn!("a password-reset request job without a usable address");
+        return Ok(());
+    };
+    let Some(user) = store
+        .account_tokens()
+        .find_user_by_email(email.as_str())
+        .await?
+    else {
+        tracing::info!(
+            auth.event = "password_reset_request",
+            auth.outcome = "no_account",
+            "password reset requested"
+        );
+        return Ok(());
+    };
+    let (token_id, token) = new_token(
+        key,
+        TokenPurpose::PasswordReset,
+        None,
+        config.password_reset_ttl,
+    );
+    let mail = mail_job(
+        MailKind::PasswordReset,
+        &user.email,
+        &user.name,
+        Some(token_id),
+        Some(in_words(config.password_reset_ttl)),
+    );
+    let issued = store
+        .account_tokens()
+        .issue(
+            user.id,
+            &token,
+            address_hash(user.email.as_str()),
+            config.mail_limits,
+            &mail,
+        )
+        .await?;
+    let outcome = match issued {
+        Issued::Queued => "queued",
+        Issued::Limited { .. } => "address_limited",
+    };
+    tracing::info!(auth.event = "password_reset_request", auth.outcome = outcome, user.id = %user.id, "password reset requested");
+    Ok(())
+}
+
+fn consumed<T>(result: Result<T, ConsumeError>) -> Result<T, ApiError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(ConsumeError::Invalid(_)) => Err(ApiError::InvalidAccountToken),
+        Err(ConsumeError::Store(StoreError::Conflict { .. })) => Err(ApiError::Conflict(
+            "an account with this e-mail address already exists".into(),
+        )),
+        Err(ConsumeError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// `POST /api/v1/auth/password-reset`: 202 whether or not the address has
+/// an account; if it has, a link `{PUBLIC_APP_URL}/reset-password?token=…`
+/// is mailed to it (at most one a minute, five an hour).
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "request_password_reset",
+    security(()),
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "Accepted; the same answer whether or not the address has an account", body = Accepted),
+        ServerErrors,
+        JsonBodyErrors,
+    )
+)]
+#[post("/api/v1/auth/password-reset")]
+pub async fn request_password_reset(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidatedJson<PasswordResetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let email = body
+        .into_inner()
+        .parsed_email()
+        .map_err(|error| ApiError::invalid_field("email", "email", error.to_string()))?;
+    let job = NewJob::new(
+        PASSWORD_RESET_REQUEST_JOB_KIND,
+        serde_json::json!({ "email": email.as_str() }),
+        MAIL_ATTEMPTS,
+    );
+    state.store.jobs().enqueue(&job).await?;
+    log_attempt(&req, "password_reset_request", "accepted", None);
+    Ok(HttpResponse::Accepted().json(Accepted {
+        message: RESET_ACCEPTED,
+    }))
+}
+
+/// `POST /api/v1/auth/password-reset/confirm`: sets the new password, ends
+/// every session of the user, and starts a new one: 200 `{user, tokens}`.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "confirm_password_reset",
+    security(()),
+    request_body = PasswordResetConfirm,
+    responses(
+        (status = 200, description = "The password is changed; every other session is ended; a new one starts", body = Session),
+        (status = 400, response = InvalidAccountToken),
+        ServerErrors,
+        JsonBodyErrors,
+    )
+)]
+#[post("/api/v1/auth/password-reset/confirm")]
+pub async fn confirm_password_reset(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidatedJson<PasswordResetConfirm>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let token = AccountToken::from_client(input.token.unwrap_or_default());
+    // Hashed before the token is consumed, so that no transaction waits
+    // on argon2.
+    let password_hash = state
+        .passwords
+        .hash(input.password.as_deref().unwrap_or_default())
+        .await?;
+    let user = match consumed(
+        state
+            .store
+            .account_tokens()
+            .reset_password(token.hash(), &password_hash)
+            .await,
+    ) {
+        Ok(user) => user,
+        Err(error) => {
+            log_attempt(&req, "password_reset", "invalid_token", None);
+            return Err(error);
+        }
+    };
+    // The link proved the address; earlier failed logins no longer count.
+    state
+        .rate_limits
+        .password_checks()
+        .succeeded(user.email.as_str())
+        .await;
+    let tokens = start_session(&state, &user).await?;
+    log_attempt(&req, "password_reset", "success", Some(user.id));
+    Ok(HttpResponse::Ok().json(Session::new(user, tokens)))
+}
+
+/// `POST /api/v1/auth/verify-email`: the address is verified: 200 user.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "verify_email",
+    security(()),
+    request_body = TokenConfirm,
+    responses(
+        (status = 200, description = "The address is verified", body = User),
+        (status = 400, response = InvalidAccountToken),
+        ServerErrors,
+        JsonBodyErrors,
+    )
+)]
+#[post("/api/v1/auth/verify-email")]
+pub async fn verify_email(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidatedJson<TokenConfirm>,
+) -> Result<HttpResponse, ApiError> {
+    let token = AccountToken::from_client(body.into_inner().token.unwrap_or_default());
+    let user = consumed(
+        state
+            .store
+            .account_tokens()
+            .verify_email(token.hash())
+            .await,
+    )
+    .inspect_err(|_| log_attempt(&req, "verify_email", "invalid_token", None))?;
+    log_attempt(&req, "verify_email", "success", Some(user.id));
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// `POST /api/v1/auth/verify-email/resend`: a new link, if the address is
+/// not verified yet (the older links stop working): 202.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "resend_verification",
+    responses(
+        (status = 202, description = "A new link is on its way (nothing is sent when the address is verified already)", body = Accepted),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        ServerErrors,
+    )
+)]
+#[post("/api/v1/auth/verify-email/resend")]
+pub async fn resend_verification(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .store
+        .users()
+        .find_by_id(caller.id)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound => {
+                ApiError::InvalidToken("the user of this access token no longer exists")
+            }
+            error => error.into(),
+        })?;
+    if !user.email_verified {
+        let (token_id, token) = verification_token(&state.account_tokens, &state.accounts);
+        let mail = verification_mail(&user, token_id, &state.accounts);
+        let issued = state
+            .store
+            .account_tokens()
+            .issue(
+                user.id,
+                &token,
+                address_hash(user.email.as_str()),
+                state.accounts.mail_limits,
+                &mail,
+            )
+            .await?;
+        if let Issued::Limited { retry_after_secs } = issued {
+            log_attempt(
+                &req,
+                "verify_email_resend",
+                "address_limited",
+                Some(user.id),
+            );
+            return Err(ApiError::RateLimited {
+                retry_after: Duration::from_secs(retry_after_secs),
+            });
+        }
+    }
+    log_attempt(&req, "verify_email_resend", "accepted", Some(user.id));
+    Ok(HttpResponse::Accepted().json(Accepted {
+        message: "if the address is not verified yet, a new link is on its way",
+    }))
+}
+
+/// `POST /api/v1/auth/email-change/confirm`: the new address becomes the
+/// account's, verified; the old address gets a notice: 200 user. 409 when
+/// the new address was taken in the meantime (the link stays usable).
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "confirm_email_change",
+    security(()),
+    request_body = TokenConfirm,
+    responses(
+        (status = 200, description = "The new address is the account's, verified", body = User),
+        (status = 400, response = InvalidAccountToken),
+        (status = 409, response = Conflict),
+        ServerErrors,
+        JsonBodyErrors,
+    )
+)]
+#[post("/api/v1/auth/email-change/confirm")]
+pub async fn confirm_email_change(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ValidatedJson<TokenConfirm>,
+) -> Result<HttpResponse, ApiError> {
+    let token = AccountToken::from_client(body.into_inner().token.unwrap_or_default());
+    let changed = state
+        .store
+        .account_tokens()
+        .change_email(token.hash(), |before| {
+            mail_job(
+                MailKind::EmailChanged,
+                &before.email,
+                &before.name,
+                None,
+                None,
+            )
+        })
+        .await;
+    let user =
+        consumed(changed).inspect_err(|_| log_attempt(&req, "email_change", "refused", None))?;
+    log_attempt(&req, "email_change", "success", Some(user.id));
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_in_words() {
+        assert_eq!(in_words(Duration::from_secs(30 * 60)), "30 minutes");
+        assert_eq!(in_words(Duration::from_secs(60)), "1 minute");
+        assert_eq!(in_words(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(in_words(Duration::from_secs(48 * 3600)), "48 hours");
+        assert_eq!(in_words(Duration::from_secs(90 * 60)), "90 minutes");
+    }
+}
