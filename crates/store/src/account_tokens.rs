@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::jobs::{NewJob, enqueue};
 use crate::statement::{Executor, SlowQuery, Sql};
-use crate::users::user_from_row;
+use crate::users::{self, user_from_row};
 use crate::{NewUser, Store, StoreError};
 
 /// What a token allows.
@@ -85,31 +85,16 @@ pub enum ConsumeError {
     Store(#[from] StoreError),
 }
 
-impl From<tokio_postgres::Error> for ConsumeError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        ConsumeError::Store(error.into())
-    }
-}
-
 /// The account-tokens repository.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountTokens<'a> {
     store: &'a Store,
 }
 
-const INSERT_USER: Sql = Sql::new(
-    "account_tokens.insert_user",
-    "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) \
-     RETURNING id, email, name, role, email_verified, created_at, updated_at",
-);
 const FIND_USER_BY_EMAIL: Sql = Sql::new(
     "account_tokens.find_user_by_email",
     "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users \
      WHERE lower(email) = lower($1)",
-);
-const FIND_USER: Sql = Sql::new(
-    "account_tokens.find_user",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id = $1",
 );
 const INSERT_TOKEN: Sql = Sql::new(
     "account_tokens.insert",
@@ -206,7 +191,7 @@ impl AccountTokens<'_> {
         let row = slow
             .query_one(
                 &tx,
-                &INSERT_USER,
+                &users::INSERT,
                 &[
                     UserId::new().as_uuid(),
                     &user.email.as_str(),
@@ -255,27 +240,6 @@ impl AccountTokens<'_> {
         slow.execute(&tx, &RETIRE, &[user_id.as_uuid(), &token.purpose.as_str()])
             .await?;
         insert_token(slow, &tx, user_id, token).await?;
-        slow.execute(&tx, &RECORD_SEND, &[&address_hash.as_slice()])
-            .await?;
-        enqueue(slow, &tx, mail).await?;
-        tx.commit().await?;
-        Ok(Issued::Queued)
-    }
-
-    /// Queues a job that needs no token (a notice), within the limits of
-    /// its address.
-    pub async fn queue_mail(
-        &self,
-        address_hash: [u8; 32],
-        limits: MailLimits,
-        mail: &NewJob,
-    ) -> Result<Issued, StoreError> {
-        let slow = self.store.slow;
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await?;
-        if let Some(retry_after_secs) = over_limit(slow, &tx, address_hash, limits).await? {
-            return Ok(Issued::Limited { retry_after_secs });
-        }
         slow.execute(&tx, &RECORD_SEND, &[&address_hash.as_slice()])
             .await?;
         enqueue(slow, &tx, mail).await?;
@@ -337,7 +301,7 @@ impl AccountTokens<'_> {
         let (user_id, new_email) =
             consume(slow, &tx, token_hash, TokenPurpose::EmailChange).await?;
         let new_email = new_email.ok_or(InvalidToken)?;
-        let before = slow.query_one(&tx, &FIND_USER, &[&user_id]).await?;
+        let before = slow.query_one(&tx, &users::FIND_BY_ID, &[&user_id]).await?;
         let before = user_from_row(&before)?;
         let row = slow
             .query_one(&tx, &SET_EMAIL, &[&user_id, &new_email])
@@ -425,5 +389,7 @@ async fn consume<E: Executor>(
         )
         .await?
         .ok_or(InvalidToken)?;
-    Ok((row.try_get("user_id")?, row.try_get("new_email")?))
+    let user_id = row.try_get("user_id").map_err(StoreError::from)?;
+    let new_email = row.try_get("new_email").map_err(StoreError::from)?;
+    Ok((user_id, new_email))
 }

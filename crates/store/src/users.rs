@@ -61,12 +61,12 @@ pub struct Users<'a> {
     store: &'a Store,
 }
 
-const INSERT: Sql = Sql::new(
+pub(crate) const INSERT: Sql = Sql::new(
     "users.insert",
     "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) \
      RETURNING id, email, name, role, email_verified, created_at, updated_at",
 );
-const FIND_BY_ID: Sql = Sql::new(
+pub(crate) const FIND_BY_ID: Sql = Sql::new(
     "users.find_by_id",
     "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id = $1",
 );

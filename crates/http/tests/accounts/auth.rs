@@ -20,7 +20,8 @@ async fn register_creates_a_user_with_tokens() {
     assert_eq!(user["email"], email.to_lowercase());
     assert_eq!(user["name"], "Ada Lovelace");
     assert_eq!(user["role"], "user");
-    assert_eq!(user.as_object().map(|o| o.len()), Some(6), "{user}");
+    assert_eq!(user["email_verified"], false);
+    assert_eq!(user.as_object().map(|o| o.len()), Some(7), "{user}");
     assert!(
         user["created_at"]
             .as_str()
