@@ -7,5 +7,6 @@ mod production {
     pub mod database_failure;
     pub mod server;
     pub mod shutdown;
+    pub mod slow_clients;
     pub mod stalls;
 }

@@ -63,6 +63,7 @@ impl<T: Input + 'static> FromRequest for ValidatedJson<T> {
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<usize>().ok());
+        let body_deadline = crate::client_deadline::BodyDeadline::of(req);
         let mut payload = payload.take();
         Box::pin(async move {
             if declared_length.is_some_and(|length| length > limit) {
@@ -80,6 +81,10 @@ impl<T: Input + 'static> FromRequest for ValidatedJson<T> {
                     return Err(ApiError::PayloadTooLarge { limit });
                 }
                 body.extend_from_slice(&chunk);
+            }
+            // Read in time: the handler may now take as long as it needs.
+            if let Some(deadline) = &body_deadline {
+                deadline.body_read();
             }
             let Checked { input, mut errors } = check::<T>(&body)?;
             if let Some(input) = &input {
