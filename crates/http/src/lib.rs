@@ -9,6 +9,7 @@
 pub mod accounts;
 mod app;
 mod auth;
+pub mod client_deadline;
 pub mod client_ip;
 mod cursor;
 mod error;
