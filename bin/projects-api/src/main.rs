@@ -6,6 +6,7 @@
 mod config;
 mod create_admin;
 mod metrics_listener;
+mod periodic;
 mod server;
 mod telemetry;
 

@@ -12,7 +12,7 @@ mod tokens;
 
 pub use error::{AuthError, TokenError};
 pub use passwords::{PasswordHasher, QUEUE_DEPTH_GAUGE, Verification, owasp_params};
-pub use refresh::{RefreshToken, RefreshTokenHash};
+pub use refresh::{RefreshToken, RefreshTokenHash, SuccessorKey};
 pub use tokens::{
     AccessClaims, AccessToken, Claims, LEEWAY_SECONDS, TokenConfig, TokenService, bearer_token,
 };

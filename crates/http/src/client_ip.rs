@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use actix_web::HttpRequest;
 use actix_web::dev::ServiceRequest;
 
 /// The key for requests whose peer is unknown (only in-process tests).
@@ -17,6 +18,16 @@ const UNKNOWN: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// The client's address for rate limiting.
 pub fn client_ip(req: &ServiceRequest, trust_forwarded_for: bool) -> IpAddr {
+    request_client_ip(req.request(), trust_forwarded_for)
+}
+
+/// The same address, from a handler (a session records where it started);
+/// `None` when the peer is unknown.
+pub fn session_client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    Some(request_client_ip(req, trust_forwarded_for)).filter(|ip| *ip != UNKNOWN)
+}
+
+fn request_client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> IpAddr {
     let peer = req.peer_addr().map_or(UNKNOWN, |addr| addr.ip());
     if !trust_forwarded_for {
         return peer;

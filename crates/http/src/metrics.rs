@@ -42,6 +42,16 @@ pub const PASSWORD_HASH_QUEUE_DEPTH: &str = "password_hash_queue_depth";
 /// the rate-limit middleware).
 pub const RATE_LIMITED_REQUESTS_TOTAL: &str = "rate_limited_requests_total";
 
+/// Live sessions (a gauge, refreshed periodically by the binary, never per
+/// request).
+pub const SESSIONS_LIVE: &str = "sessions_live";
+/// Sessions ended, by `reason` (logout, revoked, reuse, password_change,
+/// password_reset, user_deleted).
+pub const SESSIONS_ENDED_TOTAL: &str = "sessions_ended_total";
+/// Seconds from a session's ending (database clock) to this instance
+/// learning of it from another instance (Redis or the feed poll).
+pub const SESSION_REVOCATION_DELAY_SECONDS: &str = "session_revocation_delay_seconds";
+
 /// The `route` label of a request that matched no route: raw paths would
 /// let any client create series without bound.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -53,6 +63,11 @@ pub const OTHER_METHOD: &str = "OTHER";
 /// a pool timeout (5 s by default).
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Revocation delay buckets in seconds, around the one-second promise.
+const REVOCATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -73,6 +88,11 @@ pub fn install_recorder() -> PrometheusHandle {
                     LATENCY_BUCKETS,
                 )
                 .expect("the latency buckets are not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full(SESSION_REVOCATION_DELAY_SECONDS.to_owned()),
+                    REVOCATION_BUCKETS,
+                )
+                .expect("the revocation buckets are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
@@ -103,6 +123,16 @@ fn describe() {
         RATE_LIMITED_REQUESTS_TOTAL,
         "Requests refused with 429 by the rate limiter"
     );
+    describe_gauge!(SESSIONS_LIVE, "Sessions neither ended nor expired");
+    describe_counter!(SESSIONS_ENDED_TOTAL, "Sessions ended, by reason");
+    describe_histogram!(
+        SESSION_REVOCATION_DELAY_SECONDS,
+        Unit::Seconds,
+        "Time from a session's ending to this instance learning of it from another"
+    );
+    for reason in projects_domain::SessionEndReason::ALL {
+        counter!(SESSIONS_ENDED_TOTAL, "reason" => reason.as_str()).absolute(0);
+    }
     // Shown at zero from the start, so that an alert on them works before
     // the first event.
     gauge!(PASSWORD_HASH_QUEUE_DEPTH).set(0.0);
