@@ -41,6 +41,13 @@ default:
 dev:
     #!/usr/bin/env bash
     set -euo pipefail
+    # A fresh clone has no .env: start it from the example, with a random
+    # JWT_SECRET (the server refuses published or weak ones).
+    [ -f .env ] || cp .env.example .env
+    if ! grep -Eq '^[[:space:]]*(export[[:space:]]+)?JWT_SECRET=[^[:space:]]' .env; then
+        echo "JWT_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >>.env
+        echo "dev: wrote a random JWT_SECRET into .env" >&2
+    fi
     # The env file first, so a DATABASE_URL in .env is tried by scripts/db;
     # the URL scripts/db settles on is the one used.
     {{ load_env }}
@@ -49,7 +56,7 @@ dev:
     cargo run -p projects-api -- migrate
     exec cargo run -p projects-api -- serve
 
-# Run every crate's tests (nextest if installed) and the doc tests; Redis tests run when a Redis is available
+# Run every crate's tests (nextest if installed) and the doc tests; Redis and PgBouncer tests run when both are available
 test *args:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -63,6 +70,13 @@ test *args:
     else
         unset REDIS_URL
         echo "test: no Redis available: the tests that need it stay ignored" >&2
+    fi
+    # So do the tests that need a PgBouncer (they start their own from the binary).
+    if PGBOUNCER_BIN="$(scripts/pgbouncer bin)"; then
+        export PGBOUNCER_BIN
+    else
+        with_redis=""
+        echo "test: no pgbouncer available: the ignored tests (Redis, PgBouncer) stay ignored" >&2
     fi
     leftovers() {
         command -v psql >/dev/null || return 0

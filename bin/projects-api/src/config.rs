@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use projects_http::client_ip::{Cidr, TrustedProxies};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// A variable that is missing or unusable; the message names it.
@@ -36,6 +37,40 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     pub timeout: Duration,
     pub slow_query: Duration,
+    /// `DATABASE_PREPARED_STATEMENTS`: false sends unnamed statements
+    /// only, for a transaction-pooling proxy (PgBouncer before 1.21).
+    pub prepared_statements: bool,
+    /// `DATABASE_MIGRATION_URL`: the direct connection for migrations and
+    /// their lock; `None`: `url`.
+    pub migration_url: Option<SecretString>,
+}
+
+/// Abuse resistance: whom to believe about the client's address, and how
+/// long a Redis call may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbuseConfig {
+    /// `TRUSTED_PROXIES`, plus the loopback and private ranges when
+    /// `TRUST_FORWARDED_FOR=true`.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `REDIS_TIMEOUT_MS` (default 50).
+    pub redis_timeout: Duration,
+}
+
+fn abuse<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<AbuseConfig, ConfigError> {
+    let mut trusted_proxies = match env.get("TRUSTED_PROXIES") {
+        None => Vec::new(),
+        Some(raw) => TrustedProxies::parse_list(&raw).map_err(|problem| ConfigError {
+            variable: "TRUSTED_PROXIES",
+            problem: format!("must be comma-separated CIDRs like 10.0.0.0/8: {problem}"),
+        })?,
+    };
+    if env.flag("TRUST_FORWARDED_FOR", false)? {
+        trusted_proxies.extend(TrustedProxies::loopback_and_private());
+    }
+    Ok(AbuseConfig {
+        trusted_proxies,
+        redis_timeout: Duration::from_millis(positive(env, "REDIS_TIMEOUT_MS", 50)?),
+    })
 }
 
 /// How long sessions live, and the refresh-token reuse grace.
@@ -112,7 +147,7 @@ pub struct Config {
     pub rate_limit_burst: u32,
     pub auth_rate_limit_per_minute: u32,
     pub redis_url: Option<SecretString>,
-    pub trust_forwarded_for: bool,
+    pub abuse: AbuseConfig,
     pub hsts_seconds: u64,
     pub shutdown_grace: Duration,
     /// HTTP worker threads (`HTTP_WORKERS`); `None`: one per core, actix's
@@ -174,7 +209,7 @@ impl DatabaseConfig {
 
 fn database<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DatabaseConfig, ConfigError> {
     let url = env.required("DATABASE_URL")?;
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !is_postgres_url(&url) {
         return Err(ConfigError {
             variable: "DATABASE_URL",
             problem: "must be a postgres:// URL".into(),
@@ -187,12 +222,27 @@ fn database<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DatabaseConfi
             problem: "must be at least 1".into(),
         });
     }
+    let migration_url = env.get("DATABASE_MIGRATION_URL");
+    if let Some(migration_url) = &migration_url
+        && !is_postgres_url(migration_url)
+    {
+        return Err(ConfigError {
+            variable: "DATABASE_MIGRATION_URL",
+            problem: "must be a postgres:// URL (a direct connection, not a pooler)".into(),
+        });
+    }
     Ok(DatabaseConfig {
         url: url.into(),
         pool_size,
         timeout: Duration::from_millis(positive(env, "DATABASE_TIMEOUT_MS", 5000)?),
         slow_query: Duration::from_millis(env.parsed("SLOW_QUERY_MS", 200u64)?),
+        prepared_statements: env.flag("DATABASE_PREPARED_STATEMENTS", true)?,
+        migration_url: migration_url.map(SecretString::from),
     })
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 fn positive<F: Fn(&str) -> Option<String>>(
@@ -244,6 +294,12 @@ impl Config {
                 ),
             });
         }
+        if let Some(problem) = crate::jwt_secret::weakness(&jwt_secret) {
+            return Err(ConfigError {
+                variable: "JWT_SECRET",
+                problem,
+            });
+        }
         let log_format = match env.get("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -284,7 +340,7 @@ impl Config {
             rate_limit_burst: env.parsed("RATE_LIMIT_BURST", 200u32)?,
             auth_rate_limit_per_minute: env.parsed("AUTH_RATE_LIMIT_PER_MINUTE", 20u32)?,
             redis_url: env.get("REDIS_URL").map(SecretString::from),
-            trust_forwarded_for: env.flag("TRUST_FORWARDED_FOR", false)?,
+            abuse: abuse(&env)?,
             hsts_seconds: env.parsed("HSTS_SECONDS", 0u64)?,
             shutdown_grace: Duration::from_secs(env.parsed("SHUTDOWN_GRACE_SECONDS", 30u64)?),
             http_workers: match env.parsed("HTTP_WORKERS", 0usize)? {
@@ -330,6 +386,11 @@ impl DatabaseConfig {
             shards: 1,
             timeout: self.timeout,
             slow_query: self.slow_query,
+            prepared_statements: self.prepared_statements,
+            migration_url: self
+                .migration_url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned()),
         }
     }
 }
@@ -339,7 +400,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "4be1d07c9a2f63e85d1c7b0a9e4f2638";
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -364,6 +425,8 @@ mod tests {
         assert_eq!(config.database.pool_size, 16);
         assert_eq!(config.database.timeout, Duration::from_millis(5000));
         assert_eq!(config.database.slow_query, Duration::from_millis(200));
+        assert!(config.database.prepared_statements);
+        assert!(config.database.migration_url.is_none());
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
         assert_eq!(
             config.sessions,
@@ -383,7 +446,8 @@ mod tests {
         );
         assert_eq!(config.auth_rate_limit_per_minute, 20);
         assert!(config.redis_url.is_none());
-        assert!(!config.trust_forwarded_for);
+        assert!(config.abuse.trusted_proxies.is_empty());
+        assert_eq!(config.abuse.redis_timeout, Duration::from_millis(50));
         assert_eq!(config.hsts_seconds, 0);
         assert_eq!(config.shutdown_grace, Duration::from_secs(30));
         assert_eq!(config.http_workers, None);
@@ -451,7 +515,10 @@ mod tests {
             config.cors_origins,
             ["https://a.example", "https://b.example"]
         );
-        assert!(config.trust_forwarded_for);
+        assert_eq!(
+            config.abuse.trusted_proxies,
+            TrustedProxies::loopback_and_private()
+        );
         assert!(!config.migrate_on_start);
         assert_eq!(config.log_format, LogFormat::Pretty);
     }
@@ -472,6 +539,35 @@ mod tests {
         ])
         .expect_err("must fail");
         assert_eq!(error.variable, "LOG_FORMAT");
+    }
+
+    #[test]
+    fn reads_the_pooler_settings() {
+        let config = load(&[
+            ("DATABASE_URL", "postgres://pooler:6432/db"),
+            ("JWT_SECRET", SECRET),
+            ("DATABASE_PREPARED_STATEMENTS", "false"),
+            ("DATABASE_MIGRATION_URL", "postgres://direct:5432/db"),
+        ])
+        .expect("valid");
+        let store = config.database.store_config();
+        assert!(!store.prepared_statements);
+        assert_eq!(
+            store.migration_url.as_deref(),
+            Some("postgres://direct:5432/db")
+        );
+        for (variable, value) in [
+            ("DATABASE_PREPARED_STATEMENTS", "sometimes"),
+            ("DATABASE_MIGRATION_URL", "mysql://direct/db"),
+        ] {
+            let error = load(&[
+                ("DATABASE_URL", "postgres://h/db"),
+                ("JWT_SECRET", SECRET),
+                (variable, value),
+            ])
+            .expect_err("must fail");
+            assert_eq!(error.variable, variable);
+        }
     }
 
     #[test]
@@ -545,5 +641,60 @@ mod tests {
         assert_eq!(with("0").expect("valid").http_workers, None);
         let error = with("many").expect_err("not a number");
         assert_eq!(error.variable, "HTTP_WORKERS");
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_and_the_flag_adds_the_private_ranges() {
+        let with = |vars: &[(&'static str, &'static str)]| {
+            let mut all = vec![
+                ("DATABASE_URL", "postgres://localhost/db"),
+                ("JWT_SECRET", SECRET),
+            ];
+            all.extend_from_slice(vars);
+            load(&all)
+        };
+        let config = with(&[(
+            "TRUSTED_PROXIES",
+            "203.0.113.0/24, 2001:db8::/32,198.51.100.7",
+        )])
+        .expect("valid");
+        assert_eq!(
+            config
+                .abuse
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["203.0.113.0/24", "2001:db8::/32", "198.51.100.7/32"]
+        );
+        let both = with(&[
+            ("TRUSTED_PROXIES", "203.0.113.0/24"),
+            ("TRUST_FORWARDED_FOR", "true"),
+        ])
+        .expect("valid");
+        assert_eq!(both.abuse.trusted_proxies.len(), 7);
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.0/8;"] {
+            let error = with(&[("TRUSTED_PROXIES", bad)]).expect_err(bad);
+            assert_eq!(error.variable, "TRUSTED_PROXIES");
+            assert!(error.to_string().contains("CIDR"), "{error}");
+        }
+    }
+
+    #[test]
+    fn redis_timeout_is_positive_milliseconds() {
+        let with = |value: &'static str| {
+            load(&[
+                ("DATABASE_URL", "postgres://localhost/db"),
+                ("JWT_SECRET", SECRET),
+                ("REDIS_TIMEOUT_MS", value),
+            ])
+        };
+        assert_eq!(
+            with("20").expect("valid").abuse.redis_timeout,
+            Duration::from_millis(20)
+        );
+        for bad in ["0", "soon", "-5"] {
+            assert_eq!(with(bad).expect_err(bad).variable, "REDIS_TIMEOUT_MS");
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod create_admin;
+mod jwt_secret;
 mod metrics_listener;
 mod periodic;
 mod server;

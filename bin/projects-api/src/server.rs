@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use anyhow::Context as _;
 use projects_auth::{PasswordHasher, TokenConfig, TokenService};
+use projects_http::client_ip::TrustedProxies;
 use projects_http::rate_limit::{RateLimitConfig, RateLimits};
 use projects_http::{AppState, HttpConfig};
 use projects_store::Store;
@@ -47,6 +48,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut store_config = config.database.store_config();
     store_config.shards = workers;
     let store = Store::connect(&store_config).context("invalid DATABASE_URL")?;
+    refuse_unbounded_statements(&store).await?;
     let passwords = PasswordHasher::default();
     passwords.warm_up().await.context("cannot hash passwords")?;
     let metrics = config
@@ -63,7 +65,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             burst: config.rate_limit_burst,
             auth_per_minute: config.auth_rate_limit_per_minute,
             redis_url: config.redis_url.clone(),
-            trust_forwarded_for: config.trust_forwarded_for,
+            redis_timeout: config.abuse.redis_timeout,
+            trusted_proxies: TrustedProxies::new(config.abuse.trusted_proxies.clone()),
         },
         sessions: config.sessions.policy(),
     };
@@ -129,6 +132,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The start-up self-check: every wait on the database must be bounded.
+/// Behind a pooler that drops the timeouts (PgBouncer's
+/// `ignore_startup_parameters = options` with prepared statements on) the
+/// server refuses to serve. A database that cannot be reached now is no
+/// reason to refuse: readiness runs the same check until it passes.
+async fn refuse_unbounded_statements(store: &Store) -> anyhow::Result<()> {
+    let (prepared, per_transaction) = store.describe_session();
+    match store.timeouts_in_effect().await {
+        Ok(true) => {
+            tracing::info!(
+                db.prepared_statements = prepared,
+                db.timeouts_per_transaction = per_transaction,
+                "statements run under the configured timeouts"
+            );
+            Ok(())
+        }
+        Ok(false) => anyhow::bail!(
+            "the database connections do not run under DATABASE_TIMEOUT_MS (statement and \
+             lock timeouts): a pooler that drops the startup options? Behind a \
+             transaction-pooling proxy set DATABASE_PREPARED_STATEMENTS=false, which sets \
+             them in every transaction"
+        ),
+        Err(error) => {
+            tracing::warn!(
+                error = ?error,
+                "cannot check the database timeouts yet; readiness stays 503 until they hold"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// The access-token settings of the configuration.

@@ -2,6 +2,7 @@
 //! database fails and comes back, and when the process is told to stop.
 
 mod production {
+    pub mod abuse;
     pub mod cluster;
     pub mod database_failure;
     pub mod server;

@@ -14,9 +14,9 @@ use projects_domain::{Role, SessionEndReason, SessionId, User, UserId};
 use projects_store::{NewSession, NewUser, Rotation, StoreError};
 use serde::Serialize;
 
-use crate::client_ip::session_client_ip;
+use crate::client_ip::ClientIp;
 use crate::extract::ValidatedJson;
-use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, Unauthorized};
+use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, TooManyPasswordChecks, Unauthorized};
 use crate::sessions::record_ending;
 use crate::{ApiError, AppState};
 
@@ -105,8 +105,9 @@ pub(crate) fn log_attempt(
     outcome: &'static str,
     user_id: Option<UserId>,
 ) {
-    let info = req.connection_info();
-    let client_ip = info.realip_remote_addr().unwrap_or("unknown");
+    // The address the limits used, decided once for the request (never a
+    // header the client chose, unless through a trusted proxy).
+    let client_ip = ClientIp::of_handled(req);
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -116,7 +117,7 @@ pub(crate) fn log_attempt(
         auth.event = event,
         auth.outcome = outcome,
         user.id = user_id.map(|id| id.to_string()),
-        client.ip = client_ip,
+        client.ip = client_ip.map(tracing::field::display),
         request_id,
         "authentication attempt"
     );
@@ -139,7 +140,8 @@ pub(crate) async fn start_session(
         .and_then(|value| value.to_str().ok())
         .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect::<String>())
         .filter(|agent| !agent.trim().is_empty());
-    let ip = session_client_ip(req, state.config.rate_limits.trust_forwarded_for);
+    // The address the logs and limits use; none for an unknown peer.
+    let ip = ClientIp::of_handled(req).filter(|ip| !ip.is_unspecified());
     let session = state
         .store
         .sessions()
@@ -225,7 +227,8 @@ pub async fn register(
 
 /// `POST /api/v1/auth/login`: 200 `{user, tokens}`; 401 with one body for
 /// an unknown e-mail and a wrong password, which both cost one argon2
-/// verification.
+/// verification. Password checks of one address are throttled, known or
+/// not (429 with `Retry-After`, see `PasswordChecks`).
 #[utoipa::path(
     tag = "auth",
     operation_id = "login",
@@ -236,6 +239,7 @@ pub async fn register(
         (status = 401, response = Unauthorized),
         ServerErrors,
         JsonBodyErrors,
+        (status = 429, response = TooManyPasswordChecks),
     )
 )]
 #[post("/api/v1/auth/login")]
@@ -252,6 +256,10 @@ pub async fn login(
         .trim()
         .to_lowercase();
     let password = input.password.as_deref().unwrap_or_default();
+    if let Err(retry_after) = state.rate_limits.password_checks().begin(&email).await {
+        log_attempt(&req, "login", "throttled", None);
+        return Err(ApiError::RateLimited { retry_after });
+    }
     let credentials = state
         .store
         .users()
@@ -271,6 +279,7 @@ pub async fn login(
         log_attempt(&req, "login", "failure", known_user);
         return Err(ApiError::InvalidCredentials(BAD_CREDENTIALS));
     };
+    state.rate_limits.password_checks().succeeded(&email).await;
     let user = credentials.user;
     if let Some(rehashed) = rehashed
         && let Err(error) = state

@@ -73,12 +73,17 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request has invalid fields: see `errors`")]
     Validation(Vec<FieldError>),
-    #[error("too many requests: retry after {} seconds", retry_after.as_secs().max(1))]
+    #[error("too many requests: retry after {} seconds", ceil_secs(*retry_after).max(1))]
     RateLimited { retry_after: Duration },
     #[error("{0}; retry later")]
     Unavailable(&'static str),
     #[error("an unexpected error occurred")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Whole seconds, rounded up (for `Retry-After` and `RateLimit-Reset`).
+pub(crate) fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 impl ApiError {
@@ -212,7 +217,8 @@ impl ResponseError for ApiError {
                 response.insert_header((header::ALLOW, allow.join(", ")));
             }
             ApiError::RateLimited { retry_after } => {
-                response.insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1)));
+                // Rounded up: a client that waits this long is let in.
+                response.insert_header((header::RETRY_AFTER, ceil_secs(*retry_after).max(1)));
             }
             ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, 1));

@@ -8,7 +8,7 @@
 
 mod app;
 mod auth;
-mod client_ip;
+pub mod client_ip;
 mod cursor;
 mod error;
 pub mod extract;

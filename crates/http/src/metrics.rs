@@ -41,6 +41,9 @@ pub const PASSWORD_HASH_QUEUE_DEPTH: &str = "password_hash_queue_depth";
 /// Requests refused with 429 by the rate limiter (a counter, incremented by
 /// the rate-limit middleware).
 pub const RATE_LIMITED_REQUESTS_TOTAL: &str = "rate_limited_requests_total";
+/// Limit checks answered from this instance's memory because Redis was
+/// failing or not answering within `REDIS_TIMEOUT_MS` (a counter).
+pub const RATE_LIMIT_REDIS_FALLBACKS_TOTAL: &str = crate::rate_limit::FALLBACKS_COUNTER;
 
 /// Live sessions (a gauge, refreshed periodically by the binary, never per
 /// request).
@@ -123,6 +126,10 @@ fn describe() {
         RATE_LIMITED_REQUESTS_TOTAL,
         "Requests refused with 429 by the rate limiter"
     );
+    describe_counter!(
+        RATE_LIMIT_REDIS_FALLBACKS_TOTAL,
+        "Limit checks answered from memory because Redis failed or did not answer in time"
+    );
     describe_gauge!(SESSIONS_LIVE, "Sessions neither ended nor expired");
     describe_counter!(SESSIONS_ENDED_TOTAL, "Sessions ended, by reason");
     describe_histogram!(
@@ -137,6 +144,7 @@ fn describe() {
     // the first event.
     gauge!(PASSWORD_HASH_QUEUE_DEPTH).set(0.0);
     counter!(RATE_LIMITED_REQUESTS_TOTAL).absolute(0);
+    counter!(RATE_LIMIT_REDIS_FALLBACKS_TOTAL).absolute(0);
 }
 
 /// Middleware (`App::wrap(from_fn(record_request))`) that counts and times

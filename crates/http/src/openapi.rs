@@ -119,6 +119,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             UnsupportedMediaType,
             ValidationFailed,
             TooManyRequests,
+            TooManyPasswordChecks,
             ServiceUnavailable,
             InternalError,
         ),
@@ -565,6 +566,13 @@ problem_responses! {
             ("RateLimit-Remaining", "Requests left in the window", Type::Integer),
             ("RateLimit-Reset", "Seconds until the window resets", Type::Integer),
         ];
+    /// 429 on the routes that check a password: the client's limit, or the
+    /// account's throttle of password checks.
+    TooManyPasswordChecks: "Rate limited: too many requests from this client, or too many \
+        password checks for this account (whatever the client's address; the wait grows \
+        with each check, up to 15 minutes, and a right password clears it)",
+        ApiError::RateLimited { retry_after: std::time::Duration::from_secs(5) },
+        [RETRY_AFTER];
     /// 503.
     ServiceUnavailable: "The database is unreachable or the pool timed out",
         ApiError::Unavailable("the database is unavailable"), [RETRY_AFTER];

@@ -8,11 +8,14 @@ use projects_domain::{Page, SessionEndReason, User, UserId};
 use projects_store::{StoreError, UserChangeError, UserUpdate};
 
 use crate::auth::log_attempt;
+use crate::client_ip::ClientIp;
 use crate::cursor::CursorCodec;
 use crate::extract::{AdminUser, CurrentUser, PageParams, ValidatedJson};
 use crate::openapi::{
-    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, Unauthorized,
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, TooManyPasswordChecks,
+    Unauthorized,
 };
+use crate::rate_limit::{Scope, Standing};
 use crate::sessions::record_ending;
 use crate::{ApiError, AppState};
 
@@ -73,6 +76,7 @@ pub async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpR
         (status = 200, description = "Your account, updated", body = User),        (status = 401, response = Unauthorized),
         ServerErrors,
         JsonBodyErrors,
+        (status = 429, response = TooManyPasswordChecks),
     )
 )]
 #[patch("/api/v1/users/me")]
@@ -83,6 +87,10 @@ pub async fn update_me(
     body: ValidatedJson<UserSelfPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
+    if input.password.is_some() || input.current_password.is_some() {
+        // A password check: under the auth limit of the client, like login.
+        auth_limit(&req, &state).await?;
+    }
     if let Some(change) = input.password_change() {
         let credentials = state
             .store
@@ -90,10 +98,19 @@ pub async fn update_me(
             .find_credentials_by_id(caller.id)
             .await
             .map_err(gone)?;
+        let account = credentials.user.email.to_string();
+        let throttle = state.rate_limits.password_checks();
+        if let Err(retry_after) = throttle.begin(&account).await {
+            log_attempt(&req, "password_change", "throttled", Some(caller.id));
+            return Err(ApiError::RateLimited { retry_after });
+        }
         let verification = state
             .passwords
             .verify(change.current, Some(&credentials.password_hash))
             .await?;
+        if verification != Verification::Mismatch {
+            throttle.succeeded(&account).await;
+        }
         if verification == Verification::Mismatch {
             log_attempt(&req, "password_change", "failure", Some(caller.id));
             return Err(ApiError::invalid_field(
@@ -118,6 +135,22 @@ pub async fn update_me(
     }
     .map_err(gone)?;
     Ok(HttpResponse::Ok().json(user))
+}
+
+/// Counts the request against the client's auth limit (the middleware
+/// counted it against the general one only: it cannot see the body).
+async fn auth_limit(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let client = ClientIp::of_handled(req);
+    let Some(client) = client else {
+        return Ok(());
+    };
+    match state.rate_limits.check(client, Scope::AuthOnly).await {
+        Some(Standing {
+            retry_after: Some(retry_after),
+            ..
+        }) => Err(ApiError::RateLimited { retry_after }),
+        _ => Ok(()),
+    }
 }
 
 /// `GET /api/v1/users` (admins): keyset pages in id (creation) order.

@@ -15,12 +15,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
 use projects_domain::{Session, SessionEndReason, SessionId, User, UserId};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::statement::{SlowQuery, Sql};
+use crate::statement::{Executor, SlowQuery, Sql};
 use crate::users::user_from_row;
 use crate::{Store, StoreError};
 
@@ -535,9 +534,9 @@ impl Sessions<'_> {
 /// way every kind of ending (logout, reuse, a password change or reset, a
 /// user's deletion, the sessions routes) ends sessions. Locks them first,
 /// in id order.
-pub(crate) async fn end_sessions<C: GenericClient>(
+pub(crate) async fn end_sessions<E: Executor>(
     slow: SlowQuery,
-    tx: &C,
+    tx: &E,
     scope: SessionScope,
     reason: SessionEndReason,
 ) -> Result<EndedSessions, StoreError> {
@@ -565,9 +564,9 @@ fn ids_of(rows: &[Row]) -> Result<Vec<Uuid>, StoreError> {
 }
 
 /// Ends sessions whose rows this transaction has locked.
-async fn end_locked<C: GenericClient>(
+async fn end_locked<E: Executor>(
     slow: SlowQuery,
-    tx: &C,
+    tx: &E,
     ids: &[Uuid],
     reason: SessionEndReason,
 ) -> Result<EndedSessions, StoreError> {

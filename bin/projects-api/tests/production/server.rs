@@ -28,7 +28,15 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("DATABASE_URL", database_url)
-            .env("JWT_SECRET", "test-secret-test-secret-test-secret!")
+            // Random for each server: published secrets are refused.
+            .env(
+                "JWT_SECRET",
+                format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                ),
+            )
             .env("BIND_ADDR", addr.to_string())
             .env("LOG_FORMAT", "json")
             .env("METRICS_ADDR", "off")

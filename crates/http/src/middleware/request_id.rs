@@ -15,6 +15,8 @@ use actix_web::{HttpMessage as _, ResponseError as _, web};
 use futures_util::FutureExt as _;
 use tracing::Instrument as _;
 
+use crate::client_ip::ClientIp;
+use crate::middleware::security_headers::RouteKind;
 use crate::middleware::{problems, security_headers};
 use crate::{ApiError, AppState};
 
@@ -47,9 +49,13 @@ pub async fn assign_request_id(
         .and_then(sane)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
+    let state = req.app_data::<web::Data<AppState>>();
+    // The one client address of this request, for the logs and the limits.
+    let client = state.map(|state| ClientIp::of(&req, state.rate_limits.trusted_proxies()).0);
     let span = tracing::info_span!(
         "request",
         request_id = %id,
+        client.ip = client.map(tracing::field::display),
         http.method = %req.method(),
         http.route = tracing::field::Empty,
         http.status = tracing::field::Empty,
@@ -59,7 +65,6 @@ pub async fn assign_request_id(
     // What a failure response needs, kept before the request moves on: a
     // panic or an error leaves no request to read them from.
     let path = req.path().to_owned();
-    let state = req.app_data::<web::Data<AppState>>();
     let (body_limit, hsts) = (
         problems::body_limit(state),
         security_headers::hsts_seconds(state),
@@ -88,7 +93,8 @@ pub async fn assign_request_id(
         }
     };
     let mut response = problems::complete(failure, &path, Some(id.clone()), body_limit);
-    security_headers::apply(response.headers_mut(), &path, hsts);
+    // No route's response: an error, never cached.
+    security_headers::apply(response.headers_mut(), RouteKind::Api, hsts);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }

@@ -1,4 +1,11 @@
 //! The security headers of the contract, on every response (errors too).
+//!
+//! The per-route ones are decided on the route the request matched, never
+//! on the raw path (which may spell a route with percent-escapes): the
+//! relaxed Content-Security-Policy only on the docs routes, and
+//! `Cache-Control: no-store` on everything except the routes outside
+//! `/api/v1` (health, the OpenAPI document, the docs). A response that
+//! matched no route (404, 405, a refusal) is an error: never cached.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -7,6 +14,7 @@ use actix_web::middleware::Next;
 use actix_web::web;
 
 use crate::AppState;
+use crate::openapi::DOCS_PATH;
 
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
 
@@ -16,17 +24,41 @@ pub async fn security_headers(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let hsts_seconds = hsts_seconds(req.app_data::<web::Data<AppState>>());
     let mut response = next.call(req).await?;
-    let path = response.request().path().to_owned();
-    apply(response.headers_mut(), &path, hsts_seconds);
+    let route = RouteKind::of(response.request().match_pattern().as_deref());
+    apply(response.headers_mut(), route, hsts_seconds);
     Ok(response)
+}
+
+/// What the per-route headers depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteKind {
+    /// The interactive docs: their own scripts, styles and images.
+    Docs,
+    /// A route outside `/api/v1` (health, the OpenAPI document): cacheable.
+    Public,
+    /// An `/api/v1` route, or no route at all: `no-store`.
+    Api,
+}
+
+impl RouteKind {
+    /// From the matched route's pattern (`None`: no route matched).
+    pub(crate) fn of(pattern: Option<&str>) -> Self {
+        match pattern {
+            Some(pattern) if pattern == DOCS_PATH || pattern.starts_with("/docs/") => Self::Docs,
+            Some(pattern) if !(pattern == "/api/v1" || pattern.starts_with("/api/v1/")) => {
+                Self::Public
+            }
+            _ => Self::Api,
+        }
+    }
 }
 
 pub(crate) fn hsts_seconds(state: Option<&web::Data<AppState>>) -> u64 {
     state.map_or(0, |state| state.config.hsts_seconds)
 }
 
-/// Sets the headers for a response to `path`.
-pub(crate) fn apply(headers: &mut HeaderMap, path: &str, hsts_seconds: u64) {
+/// Sets the headers for a response to a `route` of that kind.
+pub(crate) fn apply(headers: &mut HeaderMap, route: RouteKind, hsts_seconds: u64) {
     let set = |headers: &mut HeaderMap, name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
@@ -36,7 +68,7 @@ pub(crate) fn apply(headers: &mut HeaderMap, path: &str, hsts_seconds: u64) {
     set(
         headers,
         header::CONTENT_SECURITY_POLICY,
-        if path == "/docs" || path.starts_with("/docs/") {
+        if route == RouteKind::Docs {
             // The interactive docs load their own scripts, styles and images.
             crate::openapi::DOCS_CSP
         } else {
@@ -48,7 +80,7 @@ pub(crate) fn apply(headers: &mut HeaderMap, path: &str, hsts_seconds: u64) {
         HeaderName::from_static("cross-origin-resource-policy"),
         "same-origin",
     );
-    if path.starts_with("/api/v1/") || path == "/api/v1" {
+    if route == RouteKind::Api {
         set(headers, header::CACHE_CONTROL, "no-store");
     }
     if hsts_seconds > 0

@@ -1,5 +1,11 @@
 //! The middleware: count the request, refuse it with 429 when over a limit,
 //! and tell the client where it stands in `RateLimit-*` headers.
+//!
+//! Whether the auth limit applies is decided on the route the request will
+//! reach: the pattern of the route table that matches the path the router
+//! itself matches (percent-escapes of unreserved characters decoded), so no
+//! spelling of an auth route escapes it; a path that matches no route
+//! reaches no handler.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -7,9 +13,13 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{ResponseError as _, web};
 
-use super::Standing;
-use crate::client_ip::client_ip;
+use super::{Scope, Standing};
+use crate::client_ip::ClientIp;
+use crate::error::ceil_secs;
 use crate::{ApiError, AppState};
+
+/// Every route under this prefix has the auth limit.
+const AUTH_ROUTES: &str = "/api/v1/auth/";
 
 const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
@@ -23,9 +33,13 @@ pub async fn rate_limit<B: MessageBody + 'static>(
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let limits = &state.rate_limits;
-    let client = client_ip(&req, limits.trust_forwarded_for());
-    let auth_route = req.path().starts_with("/api/v1/auth/");
-    let Some(standing) = limits.check(client, auth_route).await else {
+    let client = ClientIp::of(&req, limits.trusted_proxies()).0;
+    let scope = if is_auth_route(&req) {
+        Scope::Auth
+    } else {
+        Scope::General
+    };
+    let Some(standing) = limits.check(client, scope).await else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     if let Some(retry_after) = standing.retry_after {
@@ -43,6 +57,19 @@ pub async fn rate_limit<B: MessageBody + 'static>(
     Ok(response.map_into_left_body())
 }
 
+/// Whether the request will reach a route under [`AUTH_ROUTES`]. The path
+/// the router matches is tested first, cheaply: every auth route's pattern
+/// starts with the prefix, so a path without it cannot reach one.
+fn is_auth_route(req: &ServiceRequest) -> bool {
+    let routed = req.match_info().as_str();
+    if !routed.starts_with(AUTH_ROUTES) {
+        return false;
+    }
+    req.resource_map()
+        .match_pattern(routed)
+        .is_some_and(|pattern| pattern.starts_with(AUTH_ROUTES))
+}
+
 fn write_headers(headers: &mut HeaderMap, standing: &Standing) {
     headers.insert(LIMIT, HeaderValue::from(standing.limit));
     headers.insert(REMAINING, HeaderValue::from(standing.remaining));
@@ -53,8 +80,4 @@ fn write_headers(headers: &mut HeaderMap, standing: &Standing) {
             HeaderValue::from(ceil_secs(retry_after).max(1)),
         );
     }
-}
-
-fn ceil_secs(duration: std::time::Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }

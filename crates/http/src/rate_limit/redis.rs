@@ -1,9 +1,14 @@
-//! Limits shared through Redis: the same GCRA as governor, computed by a
-//! Lua script so that the read-modify-write is atomic across instances, on
-//! Redis's clock so that instances with skewed clocks agree.
+//! The one connection to Redis that the limits share, bounded in time and
+//! behind a circuit breaker.
 //!
-//! Redis trouble never fails a request: the caller falls back to memory,
-//! one warning is logged per outage, and Redis is retried after a pause.
+//! Every call takes at most `REDIS_TIMEOUT_MS` (connecting included). A
+//! failure or a time-out opens the breaker: for the next [`PAUSE`] no call
+//! goes to Redis at all (the caller uses memory at once), then one call is
+//! let through as a probe; its success closes the breaker, its failure opens
+//! it again. So a Redis that stops answering costs one request the time-out
+//! per pause, not every request. Each answer given from memory instead of
+//! Redis counts in `rate_limit_redis_fallbacks_total`, and one warning is
+//! logged per outage.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,154 +17,144 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::{RateLimitError, Standing};
+use super::RateLimitError;
 
-/// Returns {allowed (0/1), remaining, retry after µs, reset µs}.
-const GCRA: &str = r"
-local emission = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local new_tat = tat + emission
-local allow_at = new_tat - emission * burst
-if allow_at > now then
-  return {0, 0, allow_at - now, tat - now}
-end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return {1, math.floor((now - allow_at) / emission), 0, new_tat - now}
-";
+/// Counts the checks answered from memory because Redis was failing.
+pub const FALLBACKS_COUNTER: &str = "rate_limit_redis_fallbacks_total";
 
-/// How long a Redis round trip may take before we give up on it.
-const TIMEOUT: Duration = Duration::from_millis(250);
-/// How long to use memory alone after Redis failed.
+/// How long to use memory alone after Redis failed, before probing again.
 const PAUSE: Duration = Duration::from_secs(1);
 
-pub(super) struct RedisLimiter {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breaker {
+    /// Redis answers: every call goes to it.
+    Closed,
+    /// Redis failed: no call until then.
+    Open { until: Instant },
+    /// One call is probing whether Redis answers again.
+    Probing,
+}
+
+pub(super) struct RedisLink {
     client: redis::Client,
-    script: redis::Script,
-    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
-    paused_until: Mutex<Option<Instant>>,
+    timeout: Duration,
+    connection: Mutex<Option<ConnectionManager>>,
+    breaker: Mutex<Breaker>,
     down: AtomicBool,
 }
 
-impl std::fmt::Debug for RedisLimiter {
+impl std::fmt::Debug for RedisLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLimiter")
+        f.debug_struct("RedisLink")
+            .field("timeout", &self.timeout)
             .field("down", &self.down)
             .finish_non_exhaustive()
     }
 }
 
-impl RedisLimiter {
-    pub(super) fn new(url: &SecretString) -> Result<Self, RateLimitError> {
+impl RedisLink {
+    pub(super) fn new(url: &SecretString, timeout: Duration) -> Result<Self, RateLimitError> {
         let client = redis::Client::open(url.expose_secret()).map_err(RateLimitError::RedisUrl)?;
         Ok(Self {
             client,
-            script: redis::Script::new(GCRA),
-            connection: tokio::sync::Mutex::new(None),
-            paused_until: Mutex::new(None),
+            timeout: timeout.max(Duration::from_millis(1)),
+            connection: Mutex::new(None),
+            breaker: Mutex::new(Breaker::Closed),
             down: AtomicBool::new(false),
         })
     }
 
-    /// `None` when Redis could not answer: the caller uses memory.
-    pub(super) async fn check(
+    /// Runs `script` on `key` with integer `args`; `None` when Redis may
+    /// not be asked now or did not answer in time: the caller uses memory.
+    pub(super) async fn run(
         &self,
+        script: &redis::Script,
         key: &str,
-        emission: Duration,
-        burst: u32,
-    ) -> Option<Standing> {
-        if self.paused() {
+        args: &[i64],
+    ) -> Option<Vec<i64>> {
+        if !self.admit() {
+            metrics::counter!(FALLBACKS_COUNTER).increment(1);
             return None;
         }
-        match self.run(key, emission, burst).await {
-            Ok((allowed, remaining, retry_us, reset_us)) => {
-                if self.down.swap(false, Ordering::Relaxed) {
-                    tracing::info!("Redis answers again: rate limits are shared again");
-                }
-                Some(Standing {
-                    limit: burst,
-                    remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
-                    reset: micros(reset_us),
-                    retry_after: (allowed == 0).then(|| micros(retry_us)),
-                })
+        let call = async {
+            let mut connection = self.connection().await?;
+            let mut invocation = script.key(key);
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            invocation.invoke_async::<Vec<i64>>(&mut connection).await
+        };
+        let outcome = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(values)) => Ok(values),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!(
+                "no answer within REDIS_TIMEOUT_MS ({} ms)",
+                self.timeout.as_millis()
+            )),
+        };
+        match outcome {
+            Ok(values) => {
+                self.succeeded();
+                Some(values)
             }
             Err(error) => {
-                self.pause();
-                if !self.down.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        error = %error,
-                        "Redis is unreachable: rate limits fall back to this instance's memory"
-                    );
-                }
+                self.failed(&error);
+                metrics::counter!(FALLBACKS_COUNTER).increment(1);
                 None
             }
         }
     }
 
-    async fn run(
-        &self,
-        key: &str,
-        emission: Duration,
-        burst: u32,
-    ) -> Result<(i64, i64, i64, i64), redis::RedisError> {
-        let mut connection = self.connection().await?;
-        let emission_us = u64::try_from(emission.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let mut invocation = self.script.key(key);
-        invocation.arg(emission_us).arg(burst);
-        let call = invocation.invoke_async(&mut connection);
-        match tokio::time::timeout(TIMEOUT, call).await {
-            Ok(result) => result,
-            Err(_) => Err(timed_out()),
+    /// Whether this call may go to Redis (see the module's documentation).
+    fn admit(&self) -> bool {
+        let mut breaker = self.breaker.lock().unwrap_or_else(|e| e.into_inner());
+        match *breaker {
+            Breaker::Closed => true,
+            Breaker::Open { until } if Instant::now() >= until => {
+                *breaker = Breaker::Probing;
+                true
+            }
+            Breaker::Open { .. } | Breaker::Probing => false,
+        }
+    }
+
+    fn succeeded(&self) {
+        *self.breaker.lock().unwrap_or_else(|e| e.into_inner()) = Breaker::Closed;
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis answers again: rate limits are shared again");
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        *self.breaker.lock().unwrap_or_else(|e| e.into_inner()) = Breaker::Open {
+            until: Instant::now() + PAUSE,
+        };
+        // A connection that stopped answering is not reused: the probe
+        // starts a fresh one.
+        *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                error,
+                "Redis is unreachable: rate limits fall back to this instance's memory"
+            );
         }
     }
 
     async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
+        if let Some(connection) = self
+            .connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             return Ok(connection.clone());
         }
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(TIMEOUT)
-            .set_response_timeout(TIMEOUT)
-            .set_number_of_retries(1);
-        let connect = ConnectionManager::new_with_config(self.client.clone(), config);
-        let connection = match tokio::time::timeout(TIMEOUT * 2, connect).await {
-            Ok(connection) => connection?,
-            Err(_) => return Err(timed_out()),
-        };
-        *slot = Some(connection.clone());
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+            .set_number_of_retries(0);
+        let connection = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection.clone());
         Ok(connection)
     }
-
-    fn paused(&self) -> bool {
-        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        match *paused {
-            Some(until) if Instant::now() < until => true,
-            Some(_) => {
-                *paused = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn pause(&self) {
-        *self.paused_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + PAUSE);
-    }
-}
-
-fn micros(value: i64) -> Duration {
-    Duration::from_micros(u64::try_from(value).unwrap_or(0))
-}
-
-fn timed_out() -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "Redis did not answer in time",
-    ))
 }
