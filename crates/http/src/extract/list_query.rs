@@ -38,6 +38,24 @@ pub struct ProjectListParams {
     pub all: bool,
 }
 
+/// The page size every list shares (`Limit`: 1 to 100, default 20).
+fn parse_limit(raw: Option<&str>) -> Result<Limit, ApiError> {
+    match raw {
+        None => Ok(Limit::default()),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .and_then(|value| Limit::new(value).ok())
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`limit` must be an integer from {} to {}",
+                    Limit::MIN,
+                    Limit::MAX
+                ))
+            }),
+    }
+}
+
 fn bad(message: &str) -> ApiError {
     ApiError::BadRequest(message.to_owned())
 }
@@ -53,14 +71,7 @@ impl ProjectListParams {
                 ))
             })?
             .into_inner();
-        let limit = match raw.limit.as_deref() {
-            None => Limit::default(),
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .and_then(|value| Limit::new(value).ok())
-                .ok_or_else(|| bad("`limit` must be between 1 and 100"))?,
-        };
+        let limit = parse_limit(raw.limit.as_deref())?;
         let status = raw
             .status
             .as_deref()
@@ -118,20 +129,7 @@ impl PageParams {
         let raw = web::Query::<RawPageParams>::from_query(query)
             .map_err(|_| bad("the query string is malformed"))?
             .into_inner();
-        let limit = match raw.limit.as_deref() {
-            None => Limit::default(),
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .and_then(|value| Limit::new(value).ok())
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "`limit` must be an integer from {} to {}",
-                        Limit::MIN,
-                        Limit::MAX
-                    ))
-                })?,
-        };
+        let limit = parse_limit(raw.limit.as_deref())?;
         Ok(Self {
             limit,
             cursor: raw.cursor,
