@@ -10,6 +10,7 @@ mod metrics_listener;
 mod periodic;
 mod server;
 mod telemetry;
+mod worker;
 
 use std::process::ExitCode;
 

@@ -56,6 +56,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map(|addr| crate::metrics_listener::start(addr, store.clone()))
         .transpose()?;
     let metrics_handle = metrics.as_ref().map(actix_web::dev::Server::handle);
+    let mailer = projects_mail::Mailer::new(&config.mail.mailer_config())
+        .context("invalid mail configuration")?;
+    match mailer.mail_dir() {
+        Some(dir) => tracing::warn!(
+            mail.dir = %dir.display(),
+            "SMTP_URL is not set: mail is written as .eml files into MAIL_DIR"
+        ),
+        None => tracing::info!(mail.transport = %mailer.describe(), "sending mail"),
+    }
+    // The job worker of this instance, on its own shard-0 handle; it stops
+    // with the server.
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let stop_worker = Arc::new(stop_worker);
+    let stop_worker_at_exit = stop_worker.clone();
+    let worker = tokio::spawn(
+        projects_store::Worker::new(
+            store.clone(),
+            crate::worker::Jobs {
+                store: store.clone(),
+                mailer,
+                tokens: projects_auth::AccountTokenKey::new(config.jwt_secret.clone()),
+                public_app_url: config.mail.public_app_url.clone(),
+            },
+            crate::worker::worker_config(config.shutdown_grace),
+        )
+        .run(worker_stopped),
+    );
     let http_config = HttpConfig {
         body_limit: config.body_limit,
         cors_origins: config.cors_origins.clone(),
@@ -81,6 +108,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         rate_limits,
     );
     let background = start_background(&config, &state).await?;
+    let drain = state.drain.clone();
+    let drain_for = config.shutdown_drain;
     // actix calls the factory once per worker, on that worker's thread.
     let next_shard = Arc::new(AtomicUsize::new(0));
     let server = HttpServer::new(move || {
@@ -108,7 +137,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
         };
+        if !drain_for.is_zero() {
+            // Readiness fails at once; the load balancer notices on its next
+            // check and sends nothing new, while we keep serving what comes.
+            drain.start();
+            tracing::info!(
+                signal = name,
+                drain_seconds = drain_for.as_secs(),
+                "draining: readiness answers 503, still serving"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain_for) => {}
+                // A second signal cuts the drain short.
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
         tracing::info!(signal = name, "shutting down: finishing in-flight requests");
+        // The worker finishes or releases its jobs meanwhile.
+        let _ = stop_worker.send(true);
         handle.stop(true).await;
         // Scrapes keep working while in-flight requests finish.
         if let Some(metrics) = metrics_handle {
@@ -129,6 +176,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         task.abort();
     }
     background.store.close();
+    // Stopped by the signal handler already, or now if the server ended
+    // otherwise.
+    let _ = stop_worker_at_exit.send(true);
+    if let Err(error) = tokio::time::timeout(config.shutdown_grace, worker).await {
+        tracing::warn!(error = %error, "the job worker did not stop in time");
+    }
     store.close();
     tracing::info!("stopped");
     Ok(())

@@ -5,13 +5,18 @@
 //! This crate knows nothing of SQL or HTTP: it turns secrets into hashes and
 //! tokens, and tokens back into claims.
 
+mod account_tokens;
 mod error;
 mod passwords;
 mod refresh;
 mod tokens;
 
+pub use account_tokens::{AccountToken, AccountTokenKey};
 pub use error::{AuthError, TokenError};
-pub use passwords::{PasswordHasher, QUEUE_DEPTH_GAUGE, Verification, owasp_params};
+pub use passwords::{
+    PasswordHasher, QUEUE_DEPTH_GAUGE, QUEUE_PER_CORE, STRENGTH_DEADLINE, Verification,
+    owasp_params,
+};
 pub use refresh::{RefreshToken, RefreshTokenHash, SuccessorKey};
 pub use tokens::{
     AccessClaims, AccessToken, Claims, LEEWAY_SECONDS, TokenConfig, TokenService, bearer_token,

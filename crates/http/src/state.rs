@@ -58,6 +58,8 @@ pub struct AppState {
     pub revocations: Arc<Revocations>,
     /// Derives a rotated refresh token's successor (from the JWT secret).
     pub successors: SuccessorKey,
+    /// Readiness turns 503 once this starts (shutdown drain).
+    pub drain: crate::health::Drain,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             rate_limits: Arc::new(rate_limits),
             revocations,
             successors,
+            drain: crate::health::Drain::default(),
         }
     }
 
