@@ -56,7 +56,7 @@ dev:
     cargo run -p projects-api -- migrate
     exec cargo run -p projects-api -- serve
 
-# Run every crate's tests (nextest if installed) and the doc tests; Redis tests run when a Redis is available
+# Run every crate's tests (nextest if installed) and the doc tests; Redis and PgBouncer tests run when both are available
 test *args:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -70,6 +70,13 @@ test *args:
     else
         unset REDIS_URL
         echo "test: no Redis available: the tests that need it stay ignored" >&2
+    fi
+    # So do the tests that need a PgBouncer (they start their own from the binary).
+    if PGBOUNCER_BIN="$(scripts/pgbouncer bin)"; then
+        export PGBOUNCER_BIN
+    else
+        with_redis=""
+        echo "test: no pgbouncer available: the ignored tests (Redis, PgBouncer) stay ignored" >&2
     fi
     leftovers() {
         command -v psql >/dev/null || return 0

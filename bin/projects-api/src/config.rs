@@ -37,6 +37,12 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     pub timeout: Duration,
     pub slow_query: Duration,
+    /// `DATABASE_PREPARED_STATEMENTS`: false sends unnamed statements
+    /// only, for a transaction-pooling proxy (PgBouncer before 1.21).
+    pub prepared_statements: bool,
+    /// `DATABASE_MIGRATION_URL`: the direct connection for migrations and
+    /// their lock; `None`: `url`.
+    pub migration_url: Option<SecretString>,
 }
 
 /// Abuse resistance: whom to believe about the client's address, and how
@@ -89,6 +95,9 @@ pub struct Config {
     pub abuse: AbuseConfig,
     pub hsts_seconds: u64,
     pub shutdown_grace: Duration,
+    /// `SHUTDOWN_DRAIN_SECONDS`: after SIGTERM, how long readiness answers
+    /// 503 while requests are still served, before the graceful shutdown.
+    pub shutdown_drain: Duration,
     /// HTTP worker threads (`HTTP_WORKERS`); `None`: one per core, actix's
     /// default. See bench/README.md for the measurements behind it.
     pub http_workers: Option<usize>,
@@ -148,7 +157,7 @@ impl DatabaseConfig {
 
 fn database<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DatabaseConfig, ConfigError> {
     let url = env.required("DATABASE_URL")?;
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !is_postgres_url(&url) {
         return Err(ConfigError {
             variable: "DATABASE_URL",
             problem: "must be a postgres:// URL".into(),
@@ -161,12 +170,27 @@ fn database<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DatabaseConfi
             problem: "must be at least 1".into(),
         });
     }
+    let migration_url = env.get("DATABASE_MIGRATION_URL");
+    if let Some(migration_url) = &migration_url
+        && !is_postgres_url(migration_url)
+    {
+        return Err(ConfigError {
+            variable: "DATABASE_MIGRATION_URL",
+            problem: "must be a postgres:// URL (a direct connection, not a pooler)".into(),
+        });
+    }
     Ok(DatabaseConfig {
         url: url.into(),
         pool_size,
         timeout: Duration::from_millis(positive(env, "DATABASE_TIMEOUT_MS", 5000)?),
         slow_query: Duration::from_millis(env.parsed("SLOW_QUERY_MS", 200u64)?),
+        prepared_statements: env.flag("DATABASE_PREPARED_STATEMENTS", true)?,
+        migration_url: migration_url.map(SecretString::from),
     })
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 fn positive<F: Fn(&str) -> Option<String>>(
@@ -269,6 +293,7 @@ impl Config {
             abuse: abuse(&env)?,
             hsts_seconds: env.parsed("HSTS_SECONDS", 0u64)?,
             shutdown_grace: Duration::from_secs(env.parsed("SHUTDOWN_GRACE_SECONDS", 30u64)?),
+            shutdown_drain: Duration::from_secs(env.parsed("SHUTDOWN_DRAIN_SECONDS", 0u64)?),
             http_workers: match env.parsed("HTTP_WORKERS", 0usize)? {
                 0 => None,
                 workers => Some(workers),
@@ -312,6 +337,11 @@ impl DatabaseConfig {
             shards: 1,
             timeout: self.timeout,
             slow_query: self.slow_query,
+            prepared_statements: self.prepared_statements,
+            migration_url: self
+                .migration_url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned()),
         }
     }
 }
@@ -346,6 +376,8 @@ mod tests {
         assert_eq!(config.database.pool_size, 16);
         assert_eq!(config.database.timeout, Duration::from_millis(5000));
         assert_eq!(config.database.slow_query, Duration::from_millis(200));
+        assert!(config.database.prepared_statements);
+        assert!(config.database.migration_url.is_none());
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
         assert_eq!(config.refresh_token_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(config.jwt_issuer, "projects-api");
@@ -362,6 +394,7 @@ mod tests {
         assert_eq!(config.abuse.redis_timeout, Duration::from_millis(50));
         assert_eq!(config.hsts_seconds, 0);
         assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.shutdown_drain, Duration::ZERO);
         assert_eq!(config.http_workers, None);
         assert!(config.migrate_on_start);
         assert_eq!(config.log_format, LogFormat::Json);
@@ -422,6 +455,35 @@ mod tests {
         ])
         .expect_err("must fail");
         assert_eq!(error.variable, "LOG_FORMAT");
+    }
+
+    #[test]
+    fn reads_the_pooler_settings() {
+        let config = load(&[
+            ("DATABASE_URL", "postgres://pooler:6432/db"),
+            ("JWT_SECRET", SECRET),
+            ("DATABASE_PREPARED_STATEMENTS", "false"),
+            ("DATABASE_MIGRATION_URL", "postgres://direct:5432/db"),
+        ])
+        .expect("valid");
+        let store = config.database.store_config();
+        assert!(!store.prepared_statements);
+        assert_eq!(
+            store.migration_url.as_deref(),
+            Some("postgres://direct:5432/db")
+        );
+        for (variable, value) in [
+            ("DATABASE_PREPARED_STATEMENTS", "sometimes"),
+            ("DATABASE_MIGRATION_URL", "mysql://direct/db"),
+        ] {
+            let error = load(&[
+                ("DATABASE_URL", "postgres://h/db"),
+                ("JWT_SECRET", SECRET),
+                (variable, value),
+            ])
+            .expect_err("must fail");
+            assert_eq!(error.variable, variable);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use garde::Validate as _;
 use projects_auth::PasswordHasher;
 use projects_domain::Role;
-use projects_domain::inputs::{Registration, violations};
+use projects_domain::inputs::{Input as _, Registration, password_weakness, violations};
 use projects_store::{NewUser, Store, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -95,6 +95,13 @@ fn create_admin(
                 .into_iter()
                 .map(|violation| format!("{} {}", violation.field, violation.message)),
         );
+    }
+    // The strength estimate is not a garde rule (the server runs it off its
+    // request workers); a command line can run it here.
+    for (field, new_password) in input.new_passwords() {
+        if let Some(weakness) = password_weakness(new_password) {
+            problems.push(format!("{field} {weakness}"));
+        }
     }
     if !problems.is_empty() {
         return Err(problems.join("; "));

@@ -38,6 +38,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut store_config = config.database.store_config();
     store_config.shards = workers;
     let store = Store::connect(&store_config).context("invalid DATABASE_URL")?;
+    refuse_unbounded_statements(&store).await?;
     let passwords = PasswordHasher::default();
     passwords.warm_up().await.context("cannot hash passwords")?;
     let metrics = config
@@ -68,6 +69,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         passwords,
         rate_limits,
     );
+    let drain = state.drain.clone();
+    let drain_for = config.shutdown_drain;
     // actix calls the factory once per worker, on that worker's thread.
     let next_shard = Arc::new(AtomicUsize::new(0));
     let server = HttpServer::new(move || {
@@ -95,6 +98,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
         };
+        if !drain_for.is_zero() {
+            // Readiness fails at once; the load balancer notices on its next
+            // check and sends nothing new, while we keep serving what comes.
+            drain.start();
+            tracing::info!(
+                signal = name,
+                drain_seconds = drain_for.as_secs(),
+                "draining: readiness answers 503, still serving"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain_for) => {}
+                // A second signal cuts the drain short.
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
         tracing::info!(signal = name, "shutting down: finishing in-flight requests");
         handle.stop(true).await;
         // Scrapes keep working while in-flight requests finish.
@@ -115,6 +134,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The start-up self-check: every wait on the database must be bounded.
+/// Behind a pooler that drops the timeouts (PgBouncer's
+/// `ignore_startup_parameters = options` with prepared statements on) the
+/// server refuses to serve. A database that cannot be reached now is no
+/// reason to refuse: readiness runs the same check until it passes.
+async fn refuse_unbounded_statements(store: &Store) -> anyhow::Result<()> {
+    let (prepared, per_transaction) = store.describe_session();
+    match store.timeouts_in_effect().await {
+        Ok(true) => {
+            tracing::info!(
+                db.prepared_statements = prepared,
+                db.timeouts_per_transaction = per_transaction,
+                "statements run under the configured timeouts"
+            );
+            Ok(())
+        }
+        Ok(false) => anyhow::bail!(
+            "the database connections do not run under DATABASE_TIMEOUT_MS (statement and \
+             lock timeouts): a pooler that drops the startup options? Behind a \
+             transaction-pooling proxy set DATABASE_PREPARED_STATEMENTS=false, which sets \
+             them in every transaction"
+        ),
+        Err(error) => {
+            tracing::warn!(
+                error = ?error,
+                "cannot check the database timeouts yet; readiness stays 503 until they hold"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// The access- and refresh-token settings of the configuration.

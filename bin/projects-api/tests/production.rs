@@ -7,4 +7,5 @@ mod production {
     pub mod database_failure;
     pub mod server;
     pub mod shutdown;
+    pub mod stalls;
 }

@@ -16,6 +16,12 @@ pub enum AuthError {
     /// The blocking pool went away (the runtime is shutting down).
     #[error("the password hasher is unavailable")]
     HasherClosed,
+    /// Too many callers are already waiting for the hashing pool.
+    #[error("too many passwords are being checked right now")]
+    Busy,
+    /// A password-strength estimate did not finish within its deadline.
+    #[error("the password's strength could not be estimated in time")]
+    TimedOut,
     /// An access token could not be signed.
     #[error("the access token could not be signed")]
     Signing,

@@ -11,7 +11,10 @@ mod refresh;
 mod tokens;
 
 pub use error::{AuthError, TokenError};
-pub use passwords::{PasswordHasher, QUEUE_DEPTH_GAUGE, Verification, owasp_params};
+pub use passwords::{
+    PasswordHasher, QUEUE_DEPTH_GAUGE, QUEUE_PER_CORE, STRENGTH_DEADLINE, Verification,
+    owasp_params,
+};
 pub use refresh::{RefreshToken, RefreshTokenHash};
 pub use tokens::{
     AccessClaims, AccessToken, Claims, LEEWAY_SECONDS, TokenConfig, TokenService, bearer_token,

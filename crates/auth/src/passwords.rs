@@ -3,25 +3,50 @@
 //! semaphore so that at most as many hashes run at once as there are cores.
 //! A login flood then queues here instead of starving the async workers or
 //! allocating 19 MiB per concurrent request.
+//!
+//! The password-strength estimate (zxcvbn, hundreds of milliseconds for a
+//! hostile password) shares the same bound. The queue in front of it is
+//! bounded too: past [`QUEUE_PER_CORE`] callers per running slot, a caller
+//! gets [`AuthError::Busy`] at once instead of waiting without end; and an
+//! estimate not done within its deadline is [`AuthError::TimedOut`], never a
+//! pass.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret as _, SecretString};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::AuthError;
 
-/// The gauge of password hashes waiting for a free core.
+/// The gauge of password hashes (and strength estimates) waiting for a free
+/// core.
 pub const QUEUE_DEPTH_GAUGE: &str = "password_hash_queue_depth";
+
+/// How many callers may wait per running slot before more are refused
+/// ([`AuthError::Busy`]). 64 per core: on 2 cores, 128 waiting logins are
+/// about 6–13 s of hashing, already past most clients' patience, and as many
+/// as the bench's largest login concurrency.
+pub const QUEUE_PER_CORE: usize = 64;
+
+/// How long a strength estimate may take, waiting included, before the
+/// caller gets [`AuthError::TimedOut`]. The capped estimate of the most
+/// hostile password takes about 0.5 s on one core.
+pub const STRENGTH_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Hashes and verifies passwords off the async runtime, a bounded number at
 /// a time. Cheap to clone: clones share the same bound.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// Callers waiting for a permit now, and how many may.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+    strength_deadline: Duration,
     params: Params,
     /// A hash of a fixed password, verified when a login names an unknown
     /// e-mail so that it costs what a wrong password costs.
@@ -55,11 +80,44 @@ impl PasswordHasher {
     /// A hasher with other argon2id parameters (tests use this to create
     /// "old" hashes).
     pub fn with_params(max_concurrent: usize, params: Params) -> Self {
+        let max_concurrent = max_concurrent.max(1);
         Self {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: max_concurrent * QUEUE_PER_CORE,
+            strength_deadline: STRENGTH_DEADLINE,
             params,
             dummy: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The same hasher with at most `max_waiting` callers queued (beyond
+    /// them, [`AuthError::Busy`]).
+    #[must_use]
+    pub fn with_queue_limit(mut self, max_waiting: usize) -> Self {
+        self.max_waiting = max_waiting;
+        self
+    }
+
+    /// The same hasher with another deadline for strength estimates.
+    #[must_use]
+    pub fn with_strength_deadline(mut self, deadline: Duration) -> Self {
+        self.strength_deadline = deadline;
+        self
+    }
+
+    /// Why a new password is too easy to guess (zxcvbn's feedback), or
+    /// `None` when it is strong enough; estimated on the blocking pool under
+    /// the same bound as hashing. Past the deadline (waiting included) the
+    /// answer is [`AuthError::TimedOut`]: the caller must refuse the
+    /// password for now, never accept it unchecked.
+    pub async fn weakness(&self, password: &str) -> Result<Option<String>, AuthError> {
+        let password = SecretString::from(password);
+        let estimate =
+            self.run(move || projects_domain::inputs::password_weakness(password.expose_secret()));
+        tokio::time::timeout(self.strength_deadline, estimate)
+            .await
+            .map_err(|_| AuthError::TimedOut)?
     }
 
     /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
@@ -122,23 +180,59 @@ impl PasswordHasher {
             .await
     }
 
-    /// Runs one hash on the blocking pool once a permit is free; the gauge
-    /// counts the callers waiting for one.
+    /// Runs one hash (or estimate) on the blocking pool once a permit is
+    /// free, or refuses at once when the queue is full; the gauge counts the
+    /// callers waiting. The permit moves into the blocking task, so that a
+    /// caller that stops waiting (a deadline, a client gone) does not free
+    /// its slot before the work is done.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let gauge = metrics::gauge!(QUEUE_DEPTH_GAUGE);
-        gauge.increment(1.0);
-        let permit = self.permits.acquire().await;
-        gauge.decrement(1.0);
-        let _permit = permit.map_err(|_| AuthError::HasherClosed)?;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(AuthError::HasherClosed),
+            Err(TryAcquireError::NoPermits) => self.wait_for_permit().await?,
+        };
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             yield_to_requests();
             work()
         })
         .await
         .map_err(|_| AuthError::HasherClosed)
+    }
+
+    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        let (_waiting, queued) = Waiting::join(&self.waiting);
+        if queued >= self.max_waiting {
+            return Err(AuthError::Busy);
+        }
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AuthError::HasherClosed)
+    }
+}
+
+/// One caller in the queue: counted in `waiting` and the gauge until it
+/// gets its permit, gives up, or is dropped.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    /// Joins the queue; also returns how many were in it before.
+    fn join(counter: &Arc<AtomicUsize>) -> (Self, usize) {
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        metrics::gauge!(QUEUE_DEPTH_GAUGE).increment(1.0);
+        (Self(counter.clone()), before)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!(QUEUE_DEPTH_GAUGE).decrement(1.0);
     }
 }
 
@@ -428,6 +522,85 @@ mod tests {
             hasher.verify(PASSWORD, Some("not a hash")).await,
             Err(AuthError::MalformedHash)
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
+        let hasher = PasswordHasher::new(1).with_queue_limit(2);
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let running = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.run(move || hold.recv().ok()).await }
+        });
+        // Let the first take the only slot, then fill the queue.
+        while hasher.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.run(|| ()).await })
+            })
+            .collect();
+        while hasher.waiting.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(hasher.run(|| ()).await, Err(AuthError::Busy)));
+        release.send(()).expect("release");
+        running.await.expect("joins").expect("runs");
+        for task in queued {
+            task.await.expect("joins").expect("the queued ones run");
+        }
+        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0);
+        hasher.run(|| ()).await.expect("room again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_estimate_past_its_deadline_is_an_error_never_a_pass() {
+        let hasher = PasswordHasher::new(1).with_strength_deadline(Duration::from_millis(1));
+        // The slot is taken: the estimate cannot even start in time.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.run(move || hold.recv().ok()).await }
+        });
+        while hasher.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(hasher.weakness("password").await, Err(AuthError::TimedOut));
+        release.send(()).expect("release");
+        busy.await.expect("joins").expect("runs");
+        let hasher = hasher.with_strength_deadline(STRENGTH_DEADLINE);
+        assert!(
+            hasher
+                .weakness("password")
+                .await
+                .expect("estimated")
+                .is_some()
+        );
+        assert_eq!(
+            hasher.weakness("correct horse battery staple").await,
+            Ok(None)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_stops_waiting_keeps_the_slot_busy_until_the_work_ends() {
+        let hasher = PasswordHasher::new(1);
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let abandoned = tokio::time::timeout(Duration::from_millis(50), {
+            let hasher = hasher.clone();
+            async move { hasher.run(move || hold.recv().ok()).await }
+        })
+        .await;
+        assert!(abandoned.is_err(), "the caller gave up");
+        assert_eq!(hasher.permits.available_permits(), 0, "still running");
+        release.send(()).expect("release");
+        let started = std::time::Instant::now();
+        while hasher.permits.available_permits() == 0 {
+            assert!(started.elapsed() < Duration::from_secs(10));
+            tokio::task::yield_now().await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -281,6 +281,12 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
             AuthError::InvalidToken(reason) => ApiError::InvalidToken(reason.message()),
+            // Capacity, not the client's fault: 503 with Retry-After. A
+            // password whose estimate timed out is refused, never stored.
+            AuthError::Busy => ApiError::Unavailable("the server is busy checking passwords"),
+            AuthError::TimedOut => {
+                ApiError::Unavailable("the password's strength could not be checked in time")
+            }
             error @ (AuthError::Hashing
             | AuthError::MalformedHash
             | AuthError::HasherClosed

@@ -1,5 +1,8 @@
 //! `/health/live` and `/health/ready`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
@@ -23,6 +26,23 @@ const OK: HealthStatus = HealthStatus {
     status: HealthState::Ok,
 };
 
+/// Set once the server starts draining (after SIGTERM, for
+/// `SHUTDOWN_DRAIN_SECONDS`): readiness answers 503 at once, so that a load
+/// balancer takes the instance out of rotation, while requests are still
+/// served. Shared by every worker.
+#[derive(Debug, Clone, Default)]
+pub struct Drain(Arc<AtomicBool>);
+
+impl Drain {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The process is up.
 #[utoipa::path(
     tag = "health",
@@ -34,7 +54,8 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(OK)
 }
 
-/// The database answers and every migration is applied; else 503.
+/// The database answers, every migration is applied, statements run under
+/// the configured timeouts, and the server is not draining; else 503.
 #[utoipa::path(
     tag = "health",
     security(()),
@@ -45,9 +66,14 @@ pub async fn live() -> HttpResponse {
 )]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.drain.is_draining() {
+        return Err(ApiError::Unavailable("the server is shutting down"));
+    }
     match state.store.ready().await {
         Ok(true) => Ok(HttpResponse::Ok().json(OK)),
-        Ok(false) => Err(ApiError::Unavailable("migrations are not applied")),
+        Ok(false) => Err(ApiError::Unavailable(
+            "migrations are not applied, or the database timeouts are not in effect",
+        )),
         Err(error) => {
             tracing::warn!(error = ?error, "readiness check failed");
             Err(ApiError::Unavailable("the database is unreachable"))

@@ -25,4 +25,5 @@ pub use app::{app, configure};
 pub use auth::Tokens;
 pub use cursor::CursorCodec;
 pub use error::{ApiError, FieldError, Problem};
+pub use health::Drain;
 pub use state::{AppState, HttpConfig, TEST_JWT_SECRET, test_token_config};

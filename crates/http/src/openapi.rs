@@ -569,7 +569,7 @@ problem_responses! {
         ApiError::RateLimited { retry_after: std::time::Duration::from_secs(5) },
         [RETRY_AFTER];
     /// 503.
-    ServiceUnavailable: "The database is unreachable or the pool timed out",
+    ServiceUnavailable: "The server cannot take this request now: the database is unreachable or its pool timed out, or (routes that check or hash passwords) the password pool's queue is full or a strength estimate missed its deadline. Never a pass of an unchecked password",
         ApiError::Unavailable("the database is unavailable"), [RETRY_AFTER];
     /// 500.
     InternalError: "An unexpected error; the body never holds internal details",

@@ -49,6 +49,8 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     /// Shared by every worker, so a client's allowance is per server.
     pub rate_limits: Arc<RateLimits>,
+    /// Readiness turns 503 once this starts (shutdown drain).
+    pub drain: crate::health::Drain,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             passwords,
             rate_limits: Arc::new(rate_limits),
+            drain: crate::health::Drain::default(),
         }
     }
 

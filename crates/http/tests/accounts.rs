@@ -3,6 +3,8 @@
 
 #[path = "accounts/auth.rs"]
 mod auth;
+#[path = "accounts/expensive_checks.rs"]
+mod expensive_checks;
 #[path = "accounts/forgery.rs"]
 mod forgery;
 #[path = "accounts/users.rs"]

@@ -72,7 +72,7 @@ impl StoreError {
             })
     }
 
-    fn postgres_code(&self) -> Option<&SqlState> {
+    pub(crate) fn postgres_code(&self) -> Option<&SqlState> {
         match self {
             StoreError::Unavailable(cause) | StoreError::Other(cause) => cause
                 .downcast_ref::<tokio_postgres::Error>()

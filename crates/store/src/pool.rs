@@ -11,11 +11,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Connect, Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime,
+};
+use futures_util::future::BoxFuture;
 use tokio_postgres::NoTls;
 
 use crate::StoreError;
-use crate::statement::SlowQuery;
+use crate::statement::{Conn, Session, SlowQuery, Sql};
 
 /// A pooled connection idle at least this long is checked with a round
 /// trip before it is handed out.
@@ -43,6 +46,12 @@ pub struct StoreConfig {
     pub timeout: Duration,
     /// Statements slower than this log a warning.
     pub slow_query: Duration,
+    /// Named, cached statements (true), or unnamed ones only, for a
+    /// transaction-pooling proxy without prepared-statement support.
+    pub prepared_statements: bool,
+    /// The direct connection that migrations and their lock use; `None`:
+    /// `url`.
+    pub migration_url: Option<String>,
 }
 
 impl StoreConfig {
@@ -53,6 +62,8 @@ impl StoreConfig {
             shards: 1,
             timeout: Duration::from_secs(5),
             slow_query: Duration::from_millis(200),
+            prepared_statements: true,
+            migration_url: None,
         }
     }
 }
@@ -76,6 +87,10 @@ pub struct Store {
     pub(crate) slow: SlowQuery,
     /// The longest wait for a pooled connection, whatever the pool is doing.
     timeout: Duration,
+    /// How statements and timeouts reach the server.
+    session: Arc<Session>,
+    /// Where migrations connect (direct, never through a pooler).
+    migration: Arc<tokio_postgres::Config>,
 }
 
 impl Store {
@@ -83,40 +98,19 @@ impl Store {
     /// server can start (and report itself not ready) while the database is
     /// still coming up.
     pub fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
-        let mut pg: tokio_postgres::Config = config
-            .url
-            .parse()
-            .map_err(|error| StoreError::Other(Box::new(error)))?;
-        let timeout_ms = config.timeout.as_millis();
-        // Every session bounds its own work, so that a stuck query, a lock
-        // wait or an abandoned transaction cannot hold a connection forever.
-        let session = format!(
-            "-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} \
-             -c idle_in_transaction_session_timeout={}",
-            timeout_ms.saturating_mul(2)
-        );
-        let options = match pg.get_options() {
-            Some(existing) if !existing.is_empty() => format!("{existing} {session}"),
-            _ => session,
+        let pg = connection_config(&config.url, config.timeout)?;
+        let migration = match &config.migration_url {
+            Some(url) => connection_config(url, config.timeout)?,
+            None => pg.clone(),
         };
-        pg.options(&options);
-        pg.connect_timeout(config.timeout);
-        // A server that vanished without closing its sockets (a dead host, a
-        // partition) is noticed by the kernel: unacknowledged data fails the
-        // socket after the timeout, and idle sockets are probed.
-        pg.tcp_user_timeout(config.timeout);
-        pg.keepalives(true);
-        pg.keepalives_idle(Duration::from_secs(30));
-        if pg.get_application_name().is_none() {
-            pg.application_name("projects-api");
-        }
+        let session = Arc::new(Session::new(config.prepared_statements, config.timeout));
         let shards = config.shards.clamp(1, config.pool_size.max(1));
         let shards = (0..shards)
             .map(|index| {
                 // Sizes differ by at most one and add up to `pool_size`.
                 let size =
                     config.pool_size / shards + usize::from(index < config.pool_size % shards);
-                build_pool(pg.clone(), size, config.timeout)
+                build_pool(pg.clone(), size, config.timeout, session.clone())
             })
             .collect::<Result<Arc<[Pool]>, StoreError>>()?;
         Ok(Self {
@@ -127,6 +121,8 @@ impl Store {
                 deadline: config.timeout + ANSWER_MARGIN,
             },
             timeout: config.timeout,
+            session,
+            migration: Arc::new(migration),
         })
     }
 
@@ -146,22 +142,23 @@ impl Store {
 
     /// A pooled connection, within the configured timeout: the pool's own
     /// timeouts do not cover its hooks, nor all of its steps together.
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+    pub(crate) async fn client(&self) -> Result<Conn<'_>, StoreError> {
         match tokio::time::timeout(self.timeout, self.shards[self.home].get()).await {
-            Ok(client) => Ok(client?),
+            Ok(client) => Ok(Conn::new(client?, &self.session)),
             Err(_) => Err(StoreError::Unavailable(
                 "no database connection in time".into(),
             )),
         }
     }
 
-    /// Ready means: the database answers and every embedded migration has
-    /// been applied. Answers within the timeout plus a margin, whatever the
-    /// database does.
+    /// Ready means: the database answers, every embedded migration has
+    /// been applied, and statements run under the configured timeouts.
+    /// Answers within the timeout plus a margin, whatever the database does.
     pub async fn ready(&self) -> Result<bool, StoreError> {
         let check = async {
             let client = self.client().await?;
-            crate::migrations::all_applied(&client).await
+            Ok(crate::migrations::all_applied(self, &client).await?
+                && self.timeouts_hold(&client).await?)
         };
         match tokio::time::timeout(self.timeout + ANSWER_MARGIN, check).await {
             Ok(ready) => ready,
@@ -169,6 +166,53 @@ impl Store {
                 "the database did not answer in time".into(),
             )),
         }
+    }
+
+    /// The start-up self-check: whether a statement, run the way every
+    /// request's statements run, is under the configured statement, lock
+    /// and idle-in-transaction timeouts. False behind a pooler that drops
+    /// the startup `options` (PgBouncer's `ignore_startup_parameters =
+    /// options`) while prepared statements are on: the server must then
+    /// refuse to serve, as every wait on the database would be unbounded.
+    pub async fn timeouts_in_effect(&self) -> Result<bool, StoreError> {
+        let check = async {
+            let client = self.client().await?;
+            self.timeouts_hold(&client).await
+        };
+        match tokio::time::timeout(self.timeout + ANSWER_MARGIN, check).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(StoreError::Unavailable(
+                "the database did not answer in time".into(),
+            )),
+        }
+    }
+
+    async fn timeouts_hold(&self, client: &Conn<'_>) -> Result<bool, StoreError> {
+        let row = self.slow.query_one(client, &TIMEOUTS, &[]).await?;
+        let actual: [i64; 3] = [row.try_get(0)?, row.try_get(1)?, row.try_get(2)?];
+        let holds = actual == self.session.expected;
+        if !holds {
+            tracing::error!(
+                db.timeouts.expected_ms = ?self.session.expected,
+                db.timeouts.actual_ms = ?actual,
+                "statements do not run under the configured timeouts"
+            );
+        }
+        Ok(holds)
+    }
+
+    /// Whether statements are unnamed and the timeouts set in each
+    /// transaction (a pooler), for the start-up log.
+    pub fn describe_session(&self) -> (bool, bool) {
+        (self.session.prepared(), self.session.per_transaction())
+    }
+
+    pub(crate) fn migration_config(&self) -> &tokio_postgres::Config {
+        &self.migration
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn status(&self) -> PoolStatus {
@@ -203,10 +247,11 @@ fn build_pool(
     pg: tokio_postgres::Config,
     size: usize,
     timeout: Duration,
+    session: Arc<Session>,
 ) -> Result<Pool, StoreError> {
-    let manager = Manager::from_config(
+    let manager = Manager::from_connect(
         pg,
-        NoTls,
+        Connector { session },
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -243,4 +288,102 @@ fn build_pool(
         }))
         .build()
         .map_err(|error| StoreError::Other(Box::new(error)))
+}
+
+/// The settings of every statement, as `pg_settings` reports them in the
+/// current transaction (milliseconds).
+const TIMEOUTS: Sql = Sql::new(
+    "store.timeouts",
+    "SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'), \
+            (SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'), \
+            (SELECT setting::bigint FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout')",
+);
+
+/// The connection settings of `url`, with the timeouts that bound
+/// connecting and a vanished peer.
+fn connection_config(url: &str, timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
+    let mut pg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|error| StoreError::Other(Box::new(error)))?;
+    pg.connect_timeout(timeout);
+    // A server that vanished without closing its sockets (a dead host, a
+    // partition) is noticed by the kernel: unacknowledged data fails the
+    // socket after the timeout, and idle sockets are probed.
+    pg.tcp_user_timeout(timeout);
+    pg.keepalives(true);
+    pg.keepalives_idle(Duration::from_secs(30));
+    if pg.get_application_name().is_none() {
+        pg.application_name("projects-api");
+    }
+    Ok(pg)
+}
+
+/// Opens a connection whose session bounds its own work (a stuck query, a
+/// lock wait, an abandoned transaction) with the timeouts in the startup
+/// `options`, unless the session sets them per transaction. A server that
+/// refuses them there (a pooler: "unsupported startup parameter") switches
+/// the session to per-transaction timeouts, and the connection is opened
+/// again without them.
+pub(crate) async fn open(
+    pg: &tokio_postgres::Config,
+    session: &Session,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
+    if let Some(timeouts) = session.startup_options() {
+        let mut with_options = pg.clone();
+        let options = match pg.get_options() {
+            Some(existing) if !existing.is_empty() => format!("{existing} {timeouts}"),
+            _ => timeouts,
+        };
+        with_options.options(&options);
+        match with_options.connect(NoTls).await {
+            Ok((client, connection)) => return Ok((client, drive(connection))),
+            Err(error) if refuses_startup_options(&error) => session.set_per_transaction(),
+            Err(error) => return Err(error),
+        }
+    }
+    let (client, connection) = pg.connect(NoTls).await?;
+    Ok((client, drive(connection)))
+}
+
+fn drive(
+    connection: tokio_postgres::Connection<
+        tokio_postgres::Socket,
+        tokio_postgres::tls::NoTlsStream,
+    >,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %error, "database connection ended");
+        }
+    })
+}
+
+/// PgBouncer's answer to startup parameters it does not pass on
+/// ("unsupported startup parameter: options", and from 1.20 "unsupported
+/// options startup parameter: …").
+fn refuses_startup_options(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| {
+        db.message().contains("unsupported startup parameter")
+            || db
+                .message()
+                .contains("unsupported options startup parameter")
+    })
+}
+
+/// deadpool's way in to how connections are opened.
+struct Connector {
+    session: Arc<Session>,
+}
+
+impl Connect for Connector {
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        let pg = pg.clone();
+        Box::pin(async move { open(&pg, &self.session).await })
+    }
 }

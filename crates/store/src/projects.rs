@@ -365,12 +365,19 @@ impl Projects<'_> {
                 transaction
                     .batch_execute(&format!("PREPARE explained_list ({types}) AS {}", sql.text))
                     .await?;
-                transaction
+                let rows = transaction
                     .query(
                         &format!("EXPLAIN EXECUTE explained_list({})", params.literals()),
                         &[],
                     )
-                    .await?
+                    .await?;
+                // A rolled-back transaction does not deallocate a PREPARE;
+                // done inside it, so that behind a pooler it reaches the
+                // server connection that has the statement.
+                transaction
+                    .batch_execute("DEALLOCATE explained_list")
+                    .await?;
+                rows
             }
         };
         transaction.rollback().await?;
@@ -378,10 +385,6 @@ impl Projects<'_> {
             .iter()
             .map(|row| row.try_get::<_, String>(0))
             .collect::<Result<Vec<_>, _>>()?;
-        // A rolled-back transaction does not deallocate a PREPARE.
-        if kind == PlanKind::Generic {
-            client.batch_execute("DEALLOCATE explained_list").await?;
-        }
         Ok(lines.join("\n"))
     }
 }

@@ -36,11 +36,20 @@ impl TestDb {
         let server_url = server_url();
         let admin = connect(&server_url).await;
         let template = ensure_template(&admin, &server_url).await;
+        Self::create(&admin, server_url, &format!(r#"TEMPLATE "{template}""#)).await
+    }
+
+    /// An empty database, never migrated, dropped like the others.
+    pub async fn empty() -> Self {
+        let server_url = server_url();
+        let admin = connect(&server_url).await;
+        Self::create(&admin, server_url, "").await
+    }
+
+    async fn create(admin: &Client, server_url: String, template: &str) -> Self {
         let name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
         admin
-            .batch_execute(&format!(
-                r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#
-            ))
+            .batch_execute(&format!(r#"CREATE DATABASE "{name}" {template}"#))
             .await
             .unwrap_or_else(|error| panic!("cannot create test database {name}: {error:?}"));
         let url = database_url(&server_url, &name);

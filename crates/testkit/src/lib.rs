@@ -6,10 +6,15 @@
 //! `TestApp` drives the real application in-process over such a database,
 //! with request helpers and user factories (`app.user()`, `app.admin()`).
 //!
+//! `PgBouncer` starts a real transaction-pooling proxy in front of the
+//! test server, for the tests that must hold behind one.
+//!
 //! Nothing the server needs at run time may live here.
 
 mod app;
 mod database;
+mod pgbouncer;
 
 pub use app::{TEST_PASSWORD, TestApp, TestResponse, TestUser, unique_email};
 pub use database::{TEST_DATABASE_PREFIX, TestDb, server_url};
+pub use pgbouncer::PgBouncer;

@@ -126,3 +126,68 @@ async fn sigint_stops_gracefully_too() {
     assert_eq!(status.code(), Some(0), "{:#?}", server.logs());
     assert!(server.logs().iter().any(|l| l.contains("SIGINT")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_fails_readiness_at_once_while_still_serving() {
+    let db = TestDb::new().await;
+    let mut server = Server::start(
+        db.url(),
+        &[
+            ("SHUTDOWN_DRAIN_SECONDS", "3"),
+            ("SHUTDOWN_GRACE_SECONDS", "5"),
+            ("RATE_LIMIT_PER_SECOND", "0"),
+        ],
+    )
+    .await;
+    // A new connection for every request: the load balancer's checks and
+    // requests arriving during the drain are new connections too.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let status = |path: &'static str| {
+        let (client, url) = (client.clone(), server.url(path));
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+    };
+    assert_eq!(status("/health/ready").await.expect("ready"), 200);
+
+    server.signal("TERM");
+    let signalled = std::time::Instant::now();
+    // Readiness fails at once (well within a load balancer's check interval).
+    let mut ready = 200;
+    while signalled.elapsed() < Duration::from_secs(2) {
+        ready = status("/health/ready").await.expect("still accepting");
+        if ready == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ready, 503, "readiness after SIGTERM");
+    // …while new connections are accepted and served.
+    let served_until = loop {
+        match status("/health/live").await {
+            Ok(200) => {}
+            Ok(other) => panic!("a request during the drain got {other}"),
+            Err(error) => {
+                assert!(error.is_connect(), "{error:?}");
+                break signalled.elapsed();
+            }
+        }
+        assert_eq!(status("/health/ready").await.ok(), Some(503));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if signalled.elapsed() > Duration::from_secs(30) {
+            panic!("still serving long after the drain");
+        }
+    };
+    assert!(
+        served_until >= Duration::from_millis(2500),
+        "served only {served_until:?} of a 3 s drain"
+    );
+    let status = server
+        .wait(Duration::from_secs(20))
+        .await
+        .expect("exits after the drain and the graceful stop");
+    assert_eq!(status.code(), Some(0), "{:#?}", server.logs());
+    let logs = server.logs();
+    assert!(logs.iter().any(|l| l.contains("draining")), "{logs:#?}");
+}

@@ -16,7 +16,10 @@ mod projects;
 
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 
-pub use accounts::{Login, PasswordChange, RefreshRequest, Registration, UserPatch, UserSelfPatch};
+pub use accounts::{
+    Login, MAX_ESTIMATED_CHARS, PasswordChange, RefreshRequest, Registration, UserPatch,
+    UserSelfPatch, password_weakness,
+};
 pub use projects::{MAX_DESCRIPTION_CHARS, MAX_PROJECT_NAME_CHARS, NewProject, ProjectPatch};
 
 /// A request body type: deserialisable, validated by `garde`, with a known
@@ -27,6 +30,15 @@ pub trait Input: DeserializeOwned + garde::Validate<Context = ()> {
     /// Text fields where line breaks and tabs are allowed (e.g. a
     /// description); every other text field rejects all control characters.
     const MULTILINE_FIELDS: &'static [&'static str] = &[];
+
+    /// The new passwords of this body, by field, that must pass the strength
+    /// estimate ([`password_weakness`]). The estimate is not a `garde` rule
+    /// because it is CPU-heavy for hostile input: the HTTP layer runs it off
+    /// its request workers and adds a `weak_password` violation to the
+    /// others. Every input that sets a password must list it here.
+    fn new_passwords(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
 }
 
 /// One broken rule of one field, ready to show to a client.

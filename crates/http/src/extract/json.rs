@@ -7,7 +7,12 @@
 //! reported together as one 422: one `unknown_field` per key not in
 //! `T::FIELDS`, a `control_character` per text with a NUL or other control
 //! character, a type error per field whose value has the wrong JSON type,
-//! and every `garde` rule violation.
+//! and every `garde` rule violation. Last, each new password
+//! ([`Input::new_passwords`]) is estimated for strength on the bounded
+//! blocking pool, never on the request worker (zxcvbn can take hundreds of
+//! milliseconds for a hostile password), and a `weak_password` joins the
+//! other violations; a full pool or an estimate past its deadline is a 503,
+//! never a pass.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,8 +51,9 @@ impl<T: Input + 'static> FromRequest for ValidatedJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let limit = state
+            .as_ref()
             .map_or(crate::HttpConfig::default().body_limit, |state| {
                 state.config.body_limit
             });
@@ -75,7 +81,20 @@ impl<T: Input + 'static> FromRequest for ValidatedJson<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse::<T>(&body).map(ValidatedJson)
+            let Checked { input, mut errors } = check::<T>(&body)?;
+            if let Some(input) = &input {
+                let state =
+                    state.ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
+                for (field, password) in input.new_passwords() {
+                    if let Some(feedback) = state.passwords.weakness(password).await? {
+                        errors.push(FieldError::new(field, "weak_password", feedback));
+                    }
+                }
+            }
+            match input {
+                Some(input) if errors.is_empty() => Ok(ValidatedJson(input)),
+                _ => Err(ApiError::Validation(errors)),
+            }
         })
     }
 }
@@ -88,9 +107,16 @@ fn is_json(req: &HttpRequest) -> bool {
     }
 }
 
-/// Parses and validates a body; public to the crate so that other
-/// extractors (and tests) can reuse it.
-pub(crate) fn parse<T: Input>(body: &[u8]) -> Result<T, ApiError> {
+/// A body that is a JSON object, with every violation found so far, and the
+/// input when it could be built (to estimate its new passwords).
+struct Checked<T> {
+    input: Option<T>,
+    errors: Vec<FieldError>,
+}
+
+/// Parses and validates a body: an error for what stops everything (not
+/// JSON, not an object); every other violation collected.
+fn check<T: Input>(body: &[u8]) -> Result<Checked<T>, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|error| {
         ApiError::BadRequest(format!(
             "the request body is not valid JSON: {} (line {}, column {})",
@@ -163,7 +189,10 @@ pub(crate) fn parse<T: Input>(body: &[u8]) -> Result<T, ApiError> {
                 }
                 None => {}
             }
-            return Err(ApiError::Validation(errors));
+            return Ok(Checked {
+                input: None,
+                errors,
+            });
         }
     };
     if let Err(report) = input.validate() {
@@ -173,11 +202,10 @@ pub(crate) fn parse<T: Input>(body: &[u8]) -> Result<T, ApiError> {
             }),
         );
     }
-    if errors.is_empty() {
-        Ok(input)
-    } else {
-        Err(ApiError::Validation(errors))
-    }
+    Ok(Checked {
+        input: Some(input),
+        errors,
+    })
 }
 
 /// The path of the first string under `value` holding a control character
@@ -228,6 +256,17 @@ fn json_problem(error: &serde_json::Error) -> &'static str {
 mod tests {
     use super::*;
     use projects_domain::inputs::{Registration, UserPatch};
+
+    /// The checks of the extractor short of the strength estimate.
+    fn parse<T: Input>(body: &[u8]) -> Result<T, ApiError> {
+        match check::<T>(body)? {
+            Checked {
+                input: Some(input),
+                errors,
+            } if errors.is_empty() => Ok(input),
+            Checked { errors, .. } => Err(ApiError::Validation(errors)),
+        }
+    }
 
     fn errors_of<T: Input + std::fmt::Debug>(body: &str) -> Vec<(String, String)> {
         match parse::<T>(body.as_bytes()) {
