@@ -110,7 +110,7 @@ async fn forwarded_for_names_the_client_only_when_trusted() {
         let mut config = limits(1, 1, 0);
         if trusted {
             config.rate_limits.trusted_proxies = TrustedProxies::new(
-                TrustedProxies::parse_list("100.64.0.0/10, 10.0.0.0/8").expect("valid"),
+                TrustedProxies::parse_list("100.0.0.0/8, 10.0.0.0/8").expect("valid"),
             );
         }
         let app = app(config).await;
