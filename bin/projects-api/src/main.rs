@@ -8,6 +8,7 @@ mod connections;
 mod create_admin;
 mod jwt_secret;
 mod metrics_listener;
+mod periodic;
 mod server;
 mod telemetry;
 mod worker;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use projects_auth::{AccountToken, AccountTokenKey, address_hash};
 use projects_domain::inputs::{PasswordResetConfirm, PasswordResetRequest, TokenConfirm};
-use projects_domain::{Email, User};
+use projects_domain::{Email, SessionEndReason, User};
 use projects_mail::{MAIL_ATTEMPTS, MAIL_JOB_KIND, MailJob, MailKind};
 use projects_store::{
     ConsumeError, Issued, MailLimits, NewAccountToken, NewJob, Store, StoreError, TokenPurpose,
@@ -27,6 +27,7 @@ use crate::extract::{CurrentUser, ValidatedJson};
 use crate::openapi::{
     Conflict, InvalidAccountToken, JsonBodyErrors, ServerErrors, TooManyRequests, Unauthorized,
 };
+use crate::sessions::record_ending;
 use crate::{ApiError, AppState};
 
 /// The job that turns a password-reset request into a message, if the
@@ -320,26 +321,29 @@ pub async fn confirm_password_reset(
         .passwords
         .hash(input.password.as_deref().unwrap_or_default())
         .await?;
-    let user = match consumed(
+    let (user, ended) = match consumed(
         state
             .store
             .account_tokens()
             .reset_password(token.hash(), &password_hash)
             .await,
     ) {
-        Ok(user) => user,
+        Ok(reset) => reset,
         Err(error) => {
             log_attempt(&req, "password_reset", "invalid_token", None);
             return Err(error);
         }
     };
+    // This instance and the others (through Redis) refuse the ended
+    // sessions' access tokens at once.
+    record_ending(&state, &ended, SessionEndReason::PasswordReset);
     // The link proved the address; earlier failed logins no longer count.
     state
         .rate_limits
         .password_checks()
         .succeeded(user.email.as_str())
         .await;
-    let tokens = start_session(&state, &user).await?;
+    let tokens = start_session(&state, &req, &user).await?;
     log_attempt(&req, "password_reset", "success", Some(user.id));
     Ok(HttpResponse::Ok().json(Session::new(user, tokens)))
 }

@@ -6,7 +6,9 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, web};
 
 use crate::middleware::{cors, problems, request_id, security_headers};
-use crate::{ApiError, AppState, accounts, auth, health, metrics, openapi, projects, users};
+use crate::{
+    ApiError, AppState, accounts, auth, health, metrics, openapi, projects, sessions, users,
+};
 
 /// Mounts every route and the shared state. The binary and the tests both
 /// build the server from this, so the tests drive the real application.
@@ -19,6 +21,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(health::ready)
             .configure(auth::routes)
             .configure(accounts::routes)
+            .configure(sessions::routes)
             .configure(users::routes)
             .configure(projects::routes)
             .configure(openapi::configure)

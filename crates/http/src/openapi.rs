@@ -25,7 +25,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi as _};
 
 use crate::error::{ApiError, FieldError, Problem};
-use crate::{accounts, auth, health, projects, users};
+use crate::{accounts, auth, health, projects, sessions, users};
 use projects_domain::inputs::{
     Login, NewProject, PasswordResetConfirm, PasswordResetRequest, ProjectPatch, RefreshRequest,
     Registration, TokenConfirm, UserPatch, UserSelfPatch,
@@ -73,6 +73,9 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
         accounts::verify_email,
         accounts::resend_verification,
         accounts::confirm_email_change,
+        sessions::list,
+        sessions::end_one,
+        sessions::end_many,
         users::me,
         users::update_me,
         users::list,
@@ -112,6 +115,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             auth::Tokens,
             auth::Session,
             auth::Refreshed,
+            sessions::SessionInfo,
         ),
         responses(
             BadRequest,
@@ -135,6 +139,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
     modifiers(&BearerAuth, &ResourceLinks, &ClosedInputs),
     tags(
         (name = "auth", description = "Register, log in, refresh and revoke tokens"),
+        (name = "sessions", description = "Your sessions (one per login): list them, end one or all"),
         (name = "users", description = "Your account, and user administration"),
         (name = "projects", description = "Projects: create, list, read, update, delete"),
         (name = "health", description = "Liveness and readiness probes"),

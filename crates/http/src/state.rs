@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use projects_auth::{AccountTokenKey, PasswordHasher, TokenConfig, TokenService};
-use projects_store::Store;
+use projects_auth::{AccountTokenKey, PasswordHasher, SuccessorKey, TokenConfig, TokenService};
+use projects_store::{SessionPolicy, Store};
 
 use crate::accounts::AccountsConfig;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
+use crate::revocations::Revocations;
 
 /// Settings of the HTTP layer, read once at start by the binary.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct HttpConfig {
     /// Per-client rate limits; all off by default (tests are not throttled;
     /// the binary sets the contract's defaults).
     pub rate_limits: RateLimitConfig,
+    /// Session lifetimes and the refresh-token reuse grace.
+    pub sessions: SessionPolicy,
 }
 
 impl Default for HttpConfig {
@@ -31,6 +34,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             hsts_seconds: 0,
             rate_limits: RateLimitConfig::default(),
+            sessions: SessionPolicy::default(),
         }
     }
 }
@@ -50,6 +54,11 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     /// Shared by every worker, so a client's allowance is per server.
     pub rate_limits: Arc<RateLimits>,
+    /// The sessions that ended recently: the extractor refuses their
+    /// access tokens. One set per instance, shared by every worker.
+    pub revocations: Arc<Revocations>,
+    /// Derives a rotated refresh token's successor (from the JWT secret).
+    pub successors: SuccessorKey,
     /// Readiness turns 503 once this starts (shutdown drain).
     pub drain: crate::health::Drain,
     /// Derives the tokens of mailed links from their ids.
@@ -70,12 +79,16 @@ impl AppState {
     ) -> Self {
         // Mailed links are keyed by the same secret as the access tokens.
         let account_tokens = AccountTokenKey::new(tokens.config().secret.clone());
+        let revocations = Arc::new(Revocations::new(tokens.config().access_ttl));
+        let successors = SuccessorKey::from_secret(&tokens.config().secret);
         Self {
             store,
             config,
             tokens: Arc::new(tokens),
             passwords,
             rate_limits: Arc::new(rate_limits),
+            revocations,
+            successors,
             drain: crate::health::Drain::default(),
             account_tokens,
             accounts: AccountsConfig::default(),
@@ -84,7 +97,8 @@ impl AppState {
 
     /// A state for tests: default HTTP settings (rate limits off),
     /// [`TEST_JWT_SECRET`], issuer and audience `projects-api`, 900 s access
-    /// tokens, 30-day refresh tokens, and the production password hasher.
+    /// tokens, the contract's session policy, and the production password
+    /// hasher.
     pub fn for_tests(store: Store) -> Self {
         Self::for_tests_with(store, HttpConfig::default())
     }
@@ -116,6 +130,5 @@ pub fn test_token_config() -> TokenConfig {
         issuer: "projects-api".into(),
         audience: "projects-api".into(),
         access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(30 * 24 * 60 * 60),
     }
 }

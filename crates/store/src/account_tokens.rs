@@ -7,11 +7,12 @@
 //! that two instances cannot both let a message through (pooler-safe: the
 //! lock ends with the transaction).
 
-use projects_domain::{Email, User, UserId};
+use projects_domain::{Email, SessionEndReason, User, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::jobs::{NewJob, enqueue};
+use crate::sessions::{EndedSessions, SessionScope, end_sessions};
 use crate::statement::{Executor, SlowQuery, Sql};
 use crate::users::{self, user_from_row};
 use crate::{NewUser, Store, StoreError};
@@ -141,10 +142,6 @@ const SET_PASSWORD: Sql = Sql::new(
     "UPDATE users SET password_hash = $2 WHERE id = $1 \
      RETURNING id, email, name, role, email_verified, created_at, updated_at",
 );
-const REVOKE_REFRESH_TOKENS: Sql = Sql::new(
-    "account_tokens.revoke_refresh_tokens",
-    "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-);
 const SET_VERIFIED: Sql = Sql::new(
     "account_tokens.set_verified",
     "UPDATE users SET email_verified = true WHERE id = $1 \
@@ -248,12 +245,13 @@ impl AccountTokens<'_> {
     }
 
     /// Password reset: consumes the token, sets the new password hash and
-    /// revokes every refresh token of the user, in one transaction.
+    /// ends every session of the user, in one transaction. Returns the user
+    /// and the sessions it ended (for the instance's revocation set).
     pub async fn reset_password(
         &self,
         token_hash: [u8; 32],
         password_hash: &str,
-    ) -> Result<User, ConsumeError> {
+    ) -> Result<(User, EndedSessions), ConsumeError> {
         let slow = self.store.slow;
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
@@ -261,8 +259,13 @@ impl AccountTokens<'_> {
         let row = slow
             .query_one(&tx, &SET_PASSWORD, &[&user_id, &password_hash])
             .await?;
-        slow.execute(&tx, &REVOKE_REFRESH_TOKENS, &[&user_id])
-            .await?;
+        let ended = end_sessions(
+            slow,
+            &tx,
+            SessionScope::AllOfUser(UserId::from_uuid(user_id)),
+            SessionEndReason::PasswordReset,
+        )
+        .await?;
         // Any other reset link of the user dies with this one.
         slow.execute(
             &tx,
@@ -271,7 +274,7 @@ impl AccountTokens<'_> {
         )
         .await?;
         tx.commit().await?;
-        Ok(user_from_row(&row)?)
+        Ok((user_from_row(&row)?, ended))
     }
 
     /// Email verification: consumes the token and marks the address

@@ -232,6 +232,7 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
     s.user("grace@example.com").await;
     let (_, old) = s.login("grace@example.com", PASSWORD).await;
     let old_refresh = old["tokens"]["refresh_token"].as_str().unwrap().to_owned();
+    let old_access = old["tokens"]["access_token"].as_str().unwrap().to_owned();
 
     let (status, accepted) = s
         .post(
@@ -255,15 +256,22 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
     );
     let token = s.token("grace@example.com", 1, "/reset-password").await;
 
-    // The password rules apply, and a refused password uses up nothing.
+    // The password rules apply (the strength estimate too), and a refused
+    // password uses up nothing.
     let (status, body) = s
         .post(
             "/api/v1/auth/password-reset/confirm",
-            json!({ "token": token, "password": "password" }),
+            json!({ "token": token, "password": "password123" }),
             None,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["errors"].as_array().is_some_and(|errors| errors
+            .iter()
+            .any(|e| e["field"] == "password" && e["code"] == "weak_password")),
+        "{body}"
+    );
     let (status, body) = s
         .post(
             "/api/v1/auth/password-reset/confirm",
@@ -275,7 +283,16 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
     assert_eq!(body["user"]["email"], "grace@example.com");
     assert!(body["tokens"]["access_token"].is_string());
 
-    // The old session is over; the new password works, the old one not.
+    // The old session is over, its access token at once (the revocation
+    // set), its refresh token too; the new password works, the old one not.
+    let response = s
+        .http
+        .get(s.server.url("/api/v1/users/me"))
+        .bearer_auth(&old_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let (status, _) = s
         .post(
             "/api/v1/auth/refresh",
