@@ -309,7 +309,7 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{}", s.server.logs().join("\n"));
     assert_eq!(
         s.login("grace@example.com", PASSWORD).await.0,
         StatusCode::UNAUTHORIZED
