@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use actix_web::HttpServer;
 use anyhow::Context as _;
@@ -122,6 +123,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    let cleanup = tokio::spawn(expire_idempotency_keys(store.clone()));
     let metrics = metrics.map(tokio::spawn);
     server.await.context("the server failed")?;
     if let Some(metrics) = metrics {
@@ -131,9 +133,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .context("the metrics server failed")?;
     }
     stopper.abort();
+    cleanup.abort();
     store.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often each instance tries the cleanup of expired idempotency keys
+/// (one instance at a time does it: the store takes a transaction-level
+/// advisory lock, so this is safe behind a transaction pooler).
+const CLEANUP_EVERY: Duration = Duration::from_secs(300);
+/// Rows deleted per statement: short transactions, no long lock.
+const CLEANUP_BATCH: i64 = 1000;
+
+async fn expire_idempotency_keys(store: Store) {
+    let mut every = tokio::time::interval(CLEANUP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match store.idempotency_keys().expire(CLEANUP_BATCH).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(
+                idempotency.expired = deleted,
+                "expired idempotency keys deleted"
+            ),
+            Err(error) => tracing::warn!(error = ?error, "cannot delete expired idempotency keys"),
+        }
+    }
 }
 
 /// The start-up self-check: every wait on the database must be bounded.

@@ -7,6 +7,7 @@
 //! password hashing or tokens.
 
 mod error;
+mod idempotency;
 mod migrations;
 mod pool;
 mod projects;
@@ -16,6 +17,9 @@ mod statement;
 mod users;
 
 pub use error::StoreError;
+pub use idempotency::{
+    Claim, IDEMPOTENCY_KEY_TTL, IdempotencyKey, IdempotencyKeys, StoredResponse,
+};
 pub use pool::{PoolStatus, Store, StoreConfig};
 pub use projects::{PlanKind, ProjectUpdate, Projects};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokens, Rotation};
