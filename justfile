@@ -53,6 +53,17 @@ dev:
     {{ load_env }}
     DATABASE_URL="$(scripts/db up)"
     export DATABASE_URL
+    # Mail: your SMTP_URL if set; else Mailpit when Docker answers; else
+    # .eml files in MAIL_DIR.
+    if [ -z "${SMTP_URL:-}" ]; then
+        if command -v docker >/dev/null && docker info >/dev/null 2>&1 \
+            && docker compose up -d --wait mailpit >&2; then
+            export SMTP_URL=smtp://127.0.0.1:51025
+            echo "dev: mail goes to Mailpit; read it at http://127.0.0.1:58025" >&2
+        else
+            echo "dev: no Docker for Mailpit: mail is written as .eml files into $(pwd)/${MAIL_DIR:-mail-outbox}/" >&2
+        fi
+    fi
     cargo run -p projects-api -- migrate
     exec cargo run -p projects-api -- serve
 
@@ -77,6 +88,14 @@ test *args:
     else
         with_redis=""
         echo "test: no pgbouncer available: the ignored tests (Redis, PgBouncer) stay ignored" >&2
+    fi
+    # The mail tests deliver to a real SMTP server (Debian's aiosmtpd).
+    if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+        if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd
+        else
+            echo "test: the mail tests need aiosmtpd: apt-get install python3-aiosmtpd" >&2
+        fi
     fi
     leftovers() {
         command -v psql >/dev/null || return 0

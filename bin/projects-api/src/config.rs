@@ -45,6 +45,95 @@ pub struct DatabaseConfig {
     pub migration_url: Option<SecretString>,
 }
 
+/// Mail, account recovery and verification (`PUBLIC_APP_URL`, `SMTP_URL`,
+/// `MAIL_FROM`, `MAIL_DIR`, `REQUIRE_VERIFIED_EMAIL`, the token lifetimes).
+#[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the policy and the lifetimes are read by the account routes, which land next"
+    )
+)]
+pub struct MailConfig {
+    /// The front end the links point at, without a trailing slash.
+    pub public_app_url: String,
+    /// `None`: `.eml` files into `dir`.
+    pub smtp_url: Option<SecretString>,
+    pub from: String,
+    pub dir: std::path::PathBuf,
+    pub require_verified_email: bool,
+    pub password_reset_ttl: Duration,
+    /// Also the lifetime of an email-change link.
+    pub email_verification_ttl: Duration,
+}
+
+impl MailConfig {
+    /// What the mail crate needs.
+    pub fn mailer_config(&self) -> projects_mail::MailerConfig {
+        projects_mail::MailerConfig {
+            smtp_url: self
+                .smtp_url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned()),
+            from: self.from.clone(),
+            dir: self.dir.clone(),
+        }
+    }
+}
+
+fn mail<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<MailConfig, ConfigError> {
+    let public_app_url = env
+        .get("PUBLIC_APP_URL")
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let public_app_url = public_app_url.trim().trim_end_matches('/').to_owned();
+    let valid_url = public_app_url
+        .strip_prefix("https://")
+        .or_else(|| public_app_url.strip_prefix("http://"))
+        .is_some_and(|rest| {
+            !rest.is_empty() && !rest.contains(['?', '#', ' ', '"', '<', '>', '\\'])
+        });
+    if !valid_url {
+        return Err(ConfigError {
+            variable: "PUBLIC_APP_URL",
+            problem: format!(
+                "must be an http(s) URL without query or fragment, like https://app.example.com, \
+                 not {public_app_url:?}"
+            ),
+        });
+    }
+    let config = MailConfig {
+        public_app_url,
+        smtp_url: env.get("SMTP_URL").map(SecretString::from),
+        from: env
+            .get("MAIL_FROM")
+            .unwrap_or_else(|| "no-reply@localhost".into()),
+        dir: env
+            .get("MAIL_DIR")
+            .unwrap_or_else(|| "mail-outbox".into())
+            .into(),
+        require_verified_email: env.flag("REQUIRE_VERIFIED_EMAIL", false)?,
+        password_reset_ttl: Duration::from_secs(
+            positive(env, "PASSWORD_RESET_TTL_MINUTES", 30)?.saturating_mul(60),
+        ),
+        email_verification_ttl: Duration::from_secs(
+            positive(env, "EMAIL_VERIFICATION_TTL_HOURS", 48)?.saturating_mul(3600),
+        ),
+    };
+    // The mailer checks the sender and the SMTP URL; nothing connects yet.
+    projects_mail::Mailer::new(&config.mailer_config()).map_err(|error| {
+        let variable = match error {
+            projects_mail::MailError::InvalidFrom(_) => "MAIL_FROM",
+            _ => "SMTP_URL",
+        };
+        ConfigError {
+            variable,
+            problem: format!("is not usable: {error}"),
+        }
+    })?;
+    Ok(config)
+}
+
 /// Abuse resistance: whom to believe about the client's address, and how
 /// long a Redis call may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +192,7 @@ pub struct Config {
     pub http_workers: Option<usize>,
     pub migrate_on_start: bool,
     pub log_format: LogFormat,
+    pub mail: MailConfig,
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -300,6 +390,7 @@ impl Config {
             },
             migrate_on_start: env.flag("MIGRATE_ON_START", true)?,
             log_format,
+            mail: mail(&env)?,
         })
     }
 }
@@ -557,6 +648,45 @@ mod tests {
         assert_eq!(with("0").expect("valid").http_workers, None);
         let error = with("many").expect_err("not a number");
         assert_eq!(error.variable, "HTTP_WORKERS");
+    }
+
+    #[test]
+    fn mail_defaults_follow_the_contract_and_bad_values_name_their_variable() {
+        let base = [
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("JWT_SECRET", SECRET),
+        ];
+        let mail = load(&base).expect("valid").mail;
+        assert_eq!(mail.public_app_url, "http://127.0.0.1:8080");
+        assert!(mail.smtp_url.is_none());
+        assert_eq!(mail.from, "no-reply@localhost");
+        assert_eq!(mail.dir, std::path::PathBuf::from("mail-outbox"));
+        assert!(!mail.require_verified_email);
+        assert_eq!(mail.password_reset_ttl, Duration::from_secs(30 * 60));
+        assert_eq!(mail.email_verification_ttl, Duration::from_secs(48 * 3600));
+
+        let with = |name: &'static str, value: &'static str| {
+            let mut vars = base.to_vec();
+            vars.push((name, value));
+            load(&vars)
+        };
+        let trimmed = with("PUBLIC_APP_URL", "https://app.example.com/").expect("valid");
+        assert_eq!(trimmed.mail.public_app_url, "https://app.example.com");
+        for (name, value) in [
+            ("PUBLIC_APP_URL", "ftp://x"),
+            ("PUBLIC_APP_URL", "https://app.example.com/?a=b"),
+            ("SMTP_URL", "mail.example.com:25"),
+            ("SMTP_URL", "smtp://x:25?tls=sometimes"),
+            ("MAIL_FROM", "not an address"),
+            ("REQUIRE_VERIFIED_EMAIL", "maybe"),
+            ("PASSWORD_RESET_TTL_MINUTES", "0"),
+            ("EMAIL_VERIFICATION_TTL_HOURS", "soon"),
+        ] {
+            let error = with(name, value).expect_err(value);
+            assert_eq!(error.variable, name, "{value}: {error}");
+        }
+        let smtp = with("SMTP_URL", "smtps://user:hunter3@mail.example.com").expect("valid");
+        assert!(!format!("{smtp:?}").contains("hunter3"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod jwt_secret;
 mod metrics_listener;
 mod server;
 mod telemetry;
+mod worker;
 
 use std::process::ExitCode;
 

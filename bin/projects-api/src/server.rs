@@ -47,6 +47,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map(|addr| crate::metrics_listener::start(addr, store.clone()))
         .transpose()?;
     let metrics_handle = metrics.as_ref().map(actix_web::dev::Server::handle);
+    let mailer = projects_mail::Mailer::new(&config.mail.mailer_config())
+        .context("invalid mail configuration")?;
+    match mailer.mail_dir() {
+        Some(dir) => tracing::warn!(
+            mail.dir = %dir.display(),
+            "SMTP_URL is not set: mail is written as .eml files into MAIL_DIR"
+        ),
+        None => tracing::info!(mail.transport = %mailer.describe(), "sending mail"),
+    }
+    // The job worker of this instance, on its own shard-0 handle; it stops
+    // with the server.
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let stop_worker = Arc::new(stop_worker);
+    let stop_worker_at_exit = stop_worker.clone();
+    let worker = tokio::spawn(
+        projects_store::Worker::new(
+            store.clone(),
+            crate::worker::Jobs {
+                store: store.clone(),
+                mailer,
+                tokens: projects_auth::AccountTokenKey::new(config.jwt_secret.clone()),
+                public_app_url: config.mail.public_app_url.clone(),
+            },
+            crate::worker::worker_config(config.shutdown_grace),
+        )
+        .run(worker_stopped),
+    );
     let http_config = HttpConfig {
         body_limit: config.body_limit,
         cors_origins: config.cors_origins.clone(),
@@ -116,6 +143,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
         tracing::info!(signal = name, "shutting down: finishing in-flight requests");
+        // The worker finishes or releases its jobs meanwhile.
+        let _ = stop_worker.send(true);
         handle.stop(true).await;
         // Scrapes keep working while in-flight requests finish.
         if let Some(metrics) = metrics_handle {
@@ -134,6 +163,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     stopper.abort();
     cleanup.abort();
+    // Stopped by the signal handler already, or now if the server ended
+    // otherwise.
+    let _ = stop_worker_at_exit.send(true);
+    if let Err(error) = tokio::time::timeout(config.shutdown_grace, worker).await {
+        tracing::warn!(error = %error, "the job worker did not stop in time");
+    }
     store.close();
     tracing::info!("stopped");
     Ok(())

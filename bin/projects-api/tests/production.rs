@@ -5,6 +5,7 @@ mod production {
     pub mod abuse;
     pub mod cluster;
     pub mod database_failure;
+    pub mod mail;
     pub mod server;
     pub mod shutdown;
     pub mod stalls;

@@ -5,11 +5,13 @@
 //! This crate knows nothing of SQL or HTTP: it turns secrets into hashes and
 //! tokens, and tokens back into claims.
 
+mod account_tokens;
 mod error;
 mod passwords;
 mod refresh;
 mod tokens;
 
+pub use account_tokens::{AccountToken, AccountTokenKey};
 pub use error::{AuthError, TokenError};
 pub use passwords::{
     PasswordHasher, QUEUE_DEPTH_GAUGE, QUEUE_PER_CORE, STRENGTH_DEADLINE, Verification,

@@ -45,6 +45,17 @@ pub const RATE_LIMITED_REQUESTS_TOTAL: &str = "rate_limited_requests_total";
 /// failing or not answering within `REDIS_TIMEOUT_MS` (a counter).
 pub const RATE_LIMIT_REDIS_FALLBACKS_TOTAL: &str = crate::rate_limit::FALLBACKS_COUNTER;
 
+/// Jobs waiting to run (due or not), read from the job table at scrape time.
+pub const JOBS_QUEUED: &str = "jobs_queued";
+/// Jobs a worker holds now.
+pub const JOBS_RUNNING: &str = "jobs_running";
+/// Queued jobs that failed at least once and wait for their retry.
+pub const JOBS_RETRYING: &str = "jobs_retrying";
+/// Jobs given up after their last attempt; they stay until deleted.
+pub const JOBS_DEAD: &str = "jobs_dead";
+/// How long the oldest due job has waited, in seconds (0 when none is due).
+pub const JOBS_OLDEST_DUE_AGE_SECONDS: &str = "jobs_oldest_due_age_seconds";
+
 /// The `route` label of a request that matched no route: raw paths would
 /// let any client create series without bound.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -105,6 +116,33 @@ fn describe() {
     describe_counter!(
         RATE_LIMITED_REQUESTS_TOTAL,
         "Requests refused with 429 by the rate limiter"
+    );
+    describe_gauge!(JOBS_QUEUED, "Background jobs waiting to run");
+    describe_gauge!(JOBS_RUNNING, "Background jobs a worker holds now");
+    describe_gauge!(
+        JOBS_RETRYING,
+        "Background jobs waiting for a retry after a failed attempt"
+    );
+    describe_gauge!(
+        JOBS_DEAD,
+        "Background jobs given up after their last attempt"
+    );
+    describe_gauge!(
+        JOBS_OLDEST_DUE_AGE_SECONDS,
+        Unit::Seconds,
+        "How long the oldest due background job has waited"
+    );
+    describe_counter!(
+        projects_store::JOBS_COMPLETED_TOTAL,
+        "Background jobs finished, by kind"
+    );
+    describe_counter!(
+        projects_store::JOBS_RETRIED_TOTAL,
+        "Failed background-job attempts queued again, by kind"
+    );
+    describe_counter!(
+        projects_store::JOBS_DEAD_TOTAL,
+        "Background jobs given up, by kind"
     );
     describe_counter!(
         RATE_LIMIT_REDIS_FALLBACKS_TOTAL,
@@ -180,9 +218,29 @@ pub fn record_pool(store: &Store) {
     gauge!(DB_POOL_MAX_SIZE).set(status.max_size as f64);
 }
 
-/// The scrape: the pool read now, then everything in Prometheus' text format.
+/// Sets the job gauges from the job table. A database that does not answer
+/// leaves them as they were (the pool gauges and the logs tell why).
+pub async fn record_jobs(store: &Store) {
+    match store.jobs().stats().await {
+        Ok(stats) => {
+            // Counts of rows; far below 2^53, so exact in f64.
+            gauge!(JOBS_QUEUED).set(stats.queued as f64);
+            gauge!(JOBS_RUNNING).set(stats.running as f64);
+            gauge!(JOBS_RETRYING).set(stats.retrying as f64);
+            gauge!(JOBS_DEAD).set(stats.dead as f64);
+            gauge!(JOBS_OLDEST_DUE_AGE_SECONDS).set(stats.oldest_due_age.as_secs_f64());
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, error.detail = ?error, "cannot read the job counts");
+        }
+    }
+}
+
+/// The scrape: the pool and the job table read now, then everything in
+/// Prometheus' text format.
 async fn scrape(handle: web::Data<PrometheusHandle>, store: web::Data<Store>) -> HttpResponse {
     record_pool(&store);
+    record_jobs(&store).await;
     handle.run_upkeep();
     HttpResponse::Ok()
         .insert_header((

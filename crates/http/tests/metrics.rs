@@ -150,3 +150,36 @@ async fn the_metrics_app_serves_nothing_else() {
     .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn the_job_queue_is_measured_from_the_table_at_scrape_time() {
+    install_recorder();
+    let db = TestDb::new().await;
+    let jobs = db.store().jobs();
+    for n in 0..3 {
+        jobs.enqueue(&projects_store::NewJob::new(
+            "metrics-test",
+            serde_json::json!({ "n": n }),
+            1,
+        ))
+        .await
+        .unwrap();
+    }
+    let claimed = jobs
+        .claim(std::time::Duration::from_secs(60), 1)
+        .await
+        .unwrap();
+    jobs.fail(&claimed[0], "refused", std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    let text = scrape(&db).await;
+    // One attempt allowed: the failed job is dead; two wait.
+    assert_eq!(sample(&text, "jobs_queued"), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "jobs_running"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, "jobs_dead"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "jobs_retrying"), Some(0.0), "{text}");
+    assert!(
+        sample(&text, "jobs_oldest_due_age_seconds").is_some_and(|age| age >= 0.0),
+        "{text}"
+    );
+}

@@ -8,20 +8,28 @@
 
 mod error;
 mod idempotency;
+mod jobs;
 mod migrations;
 mod pool;
 mod projects;
 mod refresh_tokens;
 mod retry;
 mod statement;
+mod transaction;
 mod users;
 
 pub use error::StoreError;
 pub use idempotency::{
     Claim, IDEMPOTENCY_KEY_TTL, IdempotencyKey, IdempotencyKeys, StoredResponse,
 };
+pub use jobs::worker::{JOBS_COMPLETED_TOTAL, JOBS_DEAD_TOTAL, JOBS_RETRIED_TOTAL};
+pub use jobs::{
+    Backoff, ClaimedJob, FailOutcome, JobFailure, JobHandler, JobRecord, JobState, JobStats, Jobs,
+    NewJob, Periodic, Worker, WorkerConfig,
+};
 pub use pool::{PoolStatus, Store, StoreConfig};
 pub use projects::{PlanKind, ProjectUpdate, Projects};
 pub use refresh_tokens::{NewRefreshToken, RefreshTokens, Rotation};
 pub use retry::{TRANSACTION_ATTEMPTS, retry_transaction};
+pub use transaction::{Connection, Tx};
 pub use users::{Credentials, NewUser, UserChangeError, UserUpdate, Users};

@@ -14,7 +14,9 @@
 mod app;
 mod database;
 mod pgbouncer;
+mod smtp;
 
 pub use app::{TEST_PASSWORD, TestApp, TestResponse, TestUser, unique_email};
 pub use database::{TEST_DATABASE_PREFIX, TestDb, server_url};
 pub use pgbouncer::PgBouncer;
+pub use smtp::{FailingSmtpServer, ReceivedMail, SmtpServer};
