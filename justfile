@@ -135,6 +135,17 @@ test *args:
     fi
     echo "test: no test databases left behind" >&2
 
+# Fuzz every parser of client bytes (proptest on stable Rust): FUZZ_CASES cases per target, default 50000
+fuzz:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # The targets are the `fuzz_*` property tests beside each parser (JSON
+    # bodies, cursors, If-Match, X-Request-Id, e-mail addresses,
+    # X-Forwarded-For and TRUSTED_PROXIES); `just test` runs them with
+    # proptest's default 256 cases. A failure is saved under
+    # proptest-regressions/ and replayed first on every later run: commit it.
+    PROPTEST_CASES="${FUZZ_CASES:-50000}" cargo test -p projects-domain -p projects-http --lib fuzz_
+
 # Check formatting and lints, as CI does
 lint:
     cargo fmt --all -- --check

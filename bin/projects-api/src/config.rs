@@ -143,6 +143,9 @@ pub struct AbuseConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// `REDIS_TIMEOUT_MS` (default 50).
     pub redis_timeout: Duration,
+    /// `CLIENT_TIMEOUT_SECONDS` (default 10): how long a client may take to
+    /// send a request head or body, or to start its next request.
+    pub client_timeout: Duration,
 }
 
 fn abuse<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<AbuseConfig, ConfigError> {
@@ -159,6 +162,7 @@ fn abuse<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<AbuseConfig, Con
     Ok(AbuseConfig {
         trusted_proxies,
         redis_timeout: Duration::from_millis(positive(env, "REDIS_TIMEOUT_MS", 50)?),
+        client_timeout: Duration::from_secs(positive(env, "CLIENT_TIMEOUT_SECONDS", 10)?),
     })
 }
 
@@ -494,6 +498,7 @@ mod tests {
         assert!(config.redis_url.is_none());
         assert!(config.abuse.trusted_proxies.is_empty());
         assert_eq!(config.abuse.redis_timeout, Duration::from_millis(50));
+        assert_eq!(config.abuse.client_timeout, Duration::from_secs(10));
         assert_eq!(config.hsts_seconds, 0);
         assert_eq!(config.shutdown_grace, Duration::from_secs(30));
         assert_eq!(config.shutdown_drain, Duration::ZERO);

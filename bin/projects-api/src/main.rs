@@ -4,6 +4,7 @@
 //! Business logic lives in the library crates, never here.
 
 mod config;
+mod connections;
 mod create_admin;
 mod healthcheck;
 mod jwt_secret;

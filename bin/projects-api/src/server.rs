@@ -101,6 +101,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let drain_for = config.shutdown_drain;
     // actix calls the factory once per worker, on that worker's thread.
     let next_shard = Arc::new(AtomicUsize::new(0));
+    let client_timeout = config.abuse.client_timeout;
+    let open_files = crate::connections::raise_open_files_limit();
+    let max_connections = crate::connections::per_worker(open_files, workers);
+    tracing::info!(
+        open_files.limit = open_files,
+        connections.per_worker = max_connections,
+        client_timeout_s = client_timeout.as_secs(),
+        "connection limits"
+    );
     let server = HttpServer::new(move || {
         let mut state = state.clone();
         state.store = state
@@ -109,6 +118,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         projects_http::app(state)
     })
     .workers(workers)
+    // Slow clients (see `projects_http::client_deadline`): actix's own
+    // timers for the first head and idle keep-alive, the watchdog for the
+    // rest; and a bound on connections within the descriptors we have.
+    .client_request_timeout(client_timeout)
+    .keep_alive(client_timeout.min(Duration::from_secs(5)))
+    .on_connect(projects_http::client_deadline::on_connect(client_timeout))
+    .max_connections(max_connections)
     .bind(config.bind_addr)
     .with_context(|| format!("cannot listen on {}", config.bind_addr))?
     // Our own handler below stops gracefully on SIGINT as well as

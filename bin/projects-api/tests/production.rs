@@ -8,5 +8,6 @@ mod production {
     pub mod mail;
     pub mod server;
     pub mod shutdown;
+    pub mod slow_clients;
     pub mod stalls;
 }

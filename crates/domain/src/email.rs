@@ -119,4 +119,20 @@ mod tests {
         let raw = format!("{}@example.com", "a".repeat(250));
         assert_eq!(Email::parse(&raw), Err(InvalidEmail::TooLong));
     }
+
+    proptest::proptest! {
+        /// Client bytes of any shape: never a panic; a normalised address
+        /// is a fixed point (parsing it again gives it back), trimmed,
+        /// lower-cased and within the length limit.
+        #[test]
+        fn fuzz_email_normalisation_is_idempotent(raw in "\\PC{0,300}|[ \t]{0,3}[A-Za-z0-9._%+İK-]{1,70}@[A-Za-z0-9.İ-]{1,70}[ \t]{0,3}") {
+            if let Ok(email) = Email::parse(&raw) {
+                let again = Email::parse(email.as_str());
+                proptest::prop_assert_eq!(again.as_ref().map(Email::as_str), Ok(email.as_str()));
+                proptest::prop_assert_eq!(email.as_str().trim(), email.as_str());
+                proptest::prop_assert_eq!(email.as_str().to_lowercase(), email.as_str());
+                proptest::prop_assert!(email.as_str().chars().count() <= MAX_EMAIL_LEN);
+            }
+        }
+    }
 }

@@ -55,7 +55,9 @@ pub fn app(
 > {
     // `wrap` puts each layer outside the previous one: read bottom-up for
     // the order a request goes through (see `middleware`). Metrics are
-    // outermost, so that every response is counted, 429s and panics too.
+    // outermost but one, so that every response is counted, 429s and panics
+    // too; outside them, the connection's client deadline follows each
+    // request (see `client_deadline`).
     let cors = cors::cors(&state.config.cors_origins);
     App::new()
         .configure(configure(state))
@@ -65,6 +67,7 @@ pub fn app(
         .wrap(from_fn(security_headers::security_headers))
         .wrap(from_fn(request_id::assign_request_id))
         .wrap(from_fn(metrics::record_request))
+        .wrap(from_fn(crate::client_deadline::track_requests))
 }
 
 /// Unknown paths answer 404 in the same problem format as everything else;

@@ -313,4 +313,43 @@ mod tests {
         assert_eq!(limit_key(ip("::ffff:198.51.100.1")), ip("198.51.100.1"));
         assert_eq!(limit_key(ip("198.51.100.1")), ip("198.51.100.1"));
     }
+
+    proptest::proptest! {
+        /// Whatever a client writes left of the hop our proxies appended,
+        /// the client is that hop: addresses, garbage, ports, IPv6.
+        #[test]
+        fn fuzz_hops_a_client_prepends_never_choose_the_address(
+            prepended in proptest::collection::vec("\\PC{0,30}|[0-9a-f.:\\[\\]]{1,40}|10\\.0\\.[0-9]{1,3}\\.[0-9]{1,3}", 0..6),
+            client in proptest::num::u8::ANY,
+            trusted_hops in proptest::collection::vec(proptest::num::u16::ANY, 0..3),
+        ) {
+            let proxies = proxies("10.0.0.0/8");
+            let client = format!("203.0.113.{client}");
+            let mut hops: Vec<String> = prepended;
+            hops.push(client.clone());
+            hops.extend(trusted_hops.iter().map(|n| format!("10.1.{}.{}:{}", n >> 8, n & 0xff, n)));
+            let chosen = from_forwarded_for(ip("10.0.0.1"), hops.iter().map(String::as_str), &proxies);
+            proptest::prop_assert_eq!(chosen, ip(&client));
+        }
+
+        /// Any header text: never a panic, and the address is the peer or
+        /// one of the hops the header named.
+        #[test]
+        fn fuzz_forwarded_for_picks_the_peer_or_a_named_hop(raw in "[0-9a-fA-F.:\\[\\], ]{0,120}|\\PC{0,120}") {
+            let peer = ip("10.0.0.1");
+            let chosen = from_forwarded_for(peer, raw.split(','), &proxies("10.0.0.0/8, fc00::/7"));
+            proptest::prop_assert!(chosen == peer || raw.split(',').any(|hop| parse_hop(hop) == Some(chosen)));
+        }
+
+        /// Any `TRUSTED_PROXIES` entry: refused, or a block that prints
+        /// back as itself and contains its own network.
+        #[test]
+        fn fuzz_cidrs_parse_or_refuse(text in "[0-9a-fA-F.:/ ]{0,50}|\\PC{0,50}") {
+            if let Ok(cidr) = text.parse::<Cidr>() {
+                let again: Cidr = cidr.to_string().parse().expect("its own form parses");
+                proptest::prop_assert_eq!(again, cidr);
+                proptest::prop_assert!(cidr.contains(cidr.network));
+            }
+        }
+    }
 }

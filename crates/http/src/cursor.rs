@@ -168,4 +168,29 @@ mod tests {
             assert!(codec.decode::<ProjectCursor>(junk).is_err(), "{junk:?}");
         }
     }
+
+    proptest::proptest! {
+        /// A cursor decodes only what this codec encoded: any text a client
+        /// makes up is refused (never a panic), and a cursor with any byte
+        /// changed is refused.
+        #[test]
+        fn fuzz_made_up_cursors_are_refused(text in "\\PC{0,400}|[A-Za-z0-9_-]{0,400}") {
+            let codec = CursorCodec::from_secret(SECRET, "projects");
+            proptest::prop_assert!(codec.decode::<ProjectCursor>(&text).is_err());
+            proptest::prop_assert!(codec.decode::<UserId>(&text).is_err());
+        }
+
+        #[test]
+        fn fuzz_a_changed_cursor_is_refused(name in "\\PC{0,200}", index in proptest::num::usize::ANY, flip in 1u8..=255) {
+            let codec = CursorCodec::from_secret(SECRET, "projects");
+            let mut original = cursor();
+            original.after = ProjectKey::Name { name, id: ProjectId::new() };
+            let text = codec.encode(&original);
+            proptest::prop_assert_eq!(codec.decode::<ProjectCursor>(&text).ok(), Some(original));
+            let mut bytes = URL_SAFE_NO_PAD.decode(&text).expect("base64");
+            let index = index % bytes.len();
+            bytes[index] ^= flip;
+            proptest::prop_assert!(codec.decode::<ProjectCursor>(&URL_SAFE_NO_PAD.encode(&bytes)).is_err());
+        }
+    }
 }

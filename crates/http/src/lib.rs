@@ -8,6 +8,7 @@
 
 mod app;
 mod auth;
+pub mod client_deadline;
 pub mod client_ip;
 mod cursor;
 mod error;

@@ -493,4 +493,21 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Any header text: a 400 or a decision, never a panic; a list of
+        /// strong tags built from versions reads back as those versions.
+        #[test]
+        fn fuzz_if_match_parses_or_refuses(raw in "[\\x20-\\x7e]{0,120}") {
+            let _ = parse(&raw);
+        }
+
+        #[test]
+        fn fuzz_if_match_reads_back_the_versions_it_lists(versions in proptest::collection::vec(proptest::num::i32::ANY, 1..8), weak in proptest::bool::ANY) {
+            let listed: Vec<String> = versions.iter().map(|v| format!("{}\"{v}\"", if weak { "W/" } else { "" })).collect();
+            let parsed = parse(&listed.join(", ")).ok().flatten();
+            let expected = if weak { Vec::new() } else { versions.clone() };
+            proptest::prop_assert_eq!(parsed, Some(expected));
+        }
+    }
 }

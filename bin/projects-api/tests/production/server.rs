@@ -19,10 +19,33 @@ impl Server {
     /// Starts the binary with `DATABASE_URL` and the given variables, and
     /// waits until it answers `/health/live`.
     pub async fn start(database_url: &str, vars: &[(&str, &str)]) -> Self {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_projects-api"));
+        command.arg("serve");
+        Self::start_command(command, database_url, vars).await
+    }
+
+    /// [`Server::start`] with the soft limit on open files lowered to
+    /// `soft` first (by the shell's `ulimit`), as a service manager may.
+    pub async fn start_with_open_files(
+        soft: u64,
+        database_url: &str,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        let mut command = Command::new("sh");
         command
-            .arg("serve")
+            .arg("-c")
+            .arg(format!("ulimit -Sn {soft} && exec \"$0\" serve"))
+            .arg(env!("CARGO_BIN_EXE_projects-api"));
+        Self::start_command(command, database_url, vars).await
+    }
+
+    async fn start_command(
+        mut command: Command,
+        database_url: &str,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        command
             // Away from the repository, so that no .env is read.
             .current_dir(std::env::temp_dir())
             .env_clear()

@@ -63,6 +63,7 @@ impl<T: Input + 'static> FromRequest for ValidatedJson<T> {
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<usize>().ok());
+        let body_deadline = crate::client_deadline::BodyDeadline::of(req);
         let mut payload = payload.take();
         Box::pin(async move {
             if declared_length.is_some_and(|length| length > limit) {
@@ -80,6 +81,10 @@ impl<T: Input + 'static> FromRequest for ValidatedJson<T> {
                     return Err(ApiError::PayloadTooLarge { limit });
                 }
                 body.extend_from_slice(&chunk);
+            }
+            // Read in time: the handler may now take as long as it needs.
+            if let Some(deadline) = &body_deadline {
+                deadline.body_read();
             }
             let Checked { input, mut errors } = check::<T>(&body)?;
             if let Some(input) = &input {
@@ -335,5 +340,77 @@ mod tests {
             parse::<UserPatch>(b"[]"),
             Err(ApiError::Validation(_))
         ));
+    }
+
+    fn any_json_leaf() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,40}".prop_map(Value::from),
+            proptest::collection::vec("\\PC{0,8}", 0..3).prop_map(Value::from),
+        ]
+    }
+
+    /// Every invariant of the extractor's checks for one input type.
+    fn holds_for<T: Input>(body: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
+        let Ok(value) = serde_json::from_slice::<Value>(body) else {
+            proptest::prop_assert!(matches!(check::<T>(body), Err(ApiError::BadRequest(_))));
+            return Ok(());
+        };
+        match (value, check::<T>(body)) {
+            (Value::Object(object), Ok(Checked { input, errors })) => {
+                for key in object
+                    .keys()
+                    .filter(|key| !T::FIELDS.contains(&key.as_str()))
+                {
+                    let reported = errors
+                        .iter()
+                        .filter(|e| &e.field == key && e.code == "unknown_field")
+                        .count();
+                    proptest::prop_assert_eq!(reported, 1, "{} in {:?}", key, errors);
+                }
+                proptest::prop_assert!(input.is_some() || !errors.is_empty());
+            }
+            (Value::Object(_), Err(error)) => {
+                proptest::prop_assert!(false, "an object must be checked, not refused: {error:?}");
+            }
+            (_, result) => {
+                proptest::prop_assert!(matches!(result, Err(ApiError::Validation(_))));
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// Any bytes as a body: a decision (400 or the collected
+        /// violations), never a panic, for every input type.
+        #[test]
+        fn fuzz_any_body_gets_a_decision(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            holds_for::<Registration>(&body)?;
+            holds_for::<UserPatch>(&body)?;
+            holds_for::<projects_domain::inputs::NewProject>(&body)?;
+            holds_for::<projects_domain::inputs::ProjectPatch>(&body)?;
+        }
+
+        /// JSON objects with known and unknown keys of any type: each
+        /// unknown key is reported once, and a body without violations
+        /// always yields its input.
+        #[test]
+        fn fuzz_objects_report_every_unknown_field(
+            fields in proptest::collection::vec(
+                ("name|description|status|email|password|role|[a-z_]{1,10}|\\PC{0,6}", any_json_leaf()),
+                0..7,
+            )
+        ) {
+            let object: Map<String, Value> = fields.into_iter().collect();
+            let body = serde_json::to_vec(&Value::Object(object)).expect("serialises");
+            holds_for::<Registration>(&body)?;
+            holds_for::<UserPatch>(&body)?;
+            holds_for::<projects_domain::inputs::NewProject>(&body)?;
+            holds_for::<projects_domain::inputs::ProjectPatch>(&body)?;
+        }
     }
 }

@@ -128,4 +128,23 @@ mod tests {
         let non_ascii = HeaderValue::from_bytes("é".as_bytes()).expect("valid");
         assert_eq!(sane(&non_ascii), None);
     }
+
+    proptest::proptest! {
+        /// Any header bytes: a kept id is exactly the client's, 1 to 128
+        /// visible ASCII characters; anything else is dropped.
+        #[test]
+        fn fuzz_request_ids_are_kept_only_when_sane(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let Ok(value) = HeaderValue::from_bytes(&bytes) else { return Ok(()); };
+            match sane(&value) {
+                Some(kept) => {
+                    proptest::prop_assert_eq!(kept.as_bytes(), &bytes[..]);
+                    proptest::prop_assert!((1..=MAX_LEN).contains(&kept.len()));
+                    proptest::prop_assert!(kept.bytes().all(|b| b.is_ascii_graphic()));
+                }
+                None => proptest::prop_assert!(
+                    bytes.is_empty() || bytes.len() > MAX_LEN || !bytes.iter().all(u8::is_ascii_graphic)
+                ),
+            }
+        }
+    }
 }
