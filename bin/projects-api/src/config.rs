@@ -166,6 +166,61 @@ fn abuse<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<AbuseConfig, Con
     })
 }
 
+/// How long sessions live, and the refresh-token reuse grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionsConfig {
+    /// `SESSION_MAX_AGE_DAYS`: the absolute limit from a session's start.
+    pub max_age: Duration,
+    /// `REFRESH_TOKEN_TTL_DAYS`: the idle limit (a refresh renews it, up
+    /// to the absolute limit).
+    pub idle_ttl: Duration,
+    /// `REFRESH_REUSE_GRACE_SECONDS`: a rotated token presented again
+    /// within this long is a benign duplicate, later it is reuse.
+    pub reuse_grace: Duration,
+}
+
+/// The longest session limit accepted, in days (ten years).
+const MAX_SESSION_DAYS: u64 = 3650;
+/// The longest reuse grace accepted, in seconds: beyond a few minutes a
+/// "duplicate" is a stolen token.
+const MAX_REUSE_GRACE_SECONDS: u64 = 300;
+
+fn sessions<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<SessionsConfig, ConfigError> {
+    let days = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+        match positive(env, name, default)? {
+            value if value > MAX_SESSION_DAYS => Err(ConfigError {
+                variable: name,
+                problem: format!("must be at most {MAX_SESSION_DAYS} days, not {value}"),
+            }),
+            value => Ok(Duration::from_secs(value * 24 * 60 * 60)),
+        }
+    };
+    let grace = env.parsed("REFRESH_REUSE_GRACE_SECONDS", 10u64)?;
+    if grace > MAX_REUSE_GRACE_SECONDS {
+        return Err(ConfigError {
+            variable: "REFRESH_REUSE_GRACE_SECONDS",
+            problem: format!(
+                "must be at most {MAX_REUSE_GRACE_SECONDS} seconds (0 turns the grace off), not {grace}"
+            ),
+        });
+    }
+    Ok(SessionsConfig {
+        max_age: days("SESSION_MAX_AGE_DAYS", 90)?,
+        idle_ttl: days("REFRESH_TOKEN_TTL_DAYS", 30)?,
+        reuse_grace: Duration::from_secs(grace),
+    })
+}
+
+impl SessionsConfig {
+    pub fn policy(&self) -> projects_store::SessionPolicy {
+        projects_store::SessionPolicy {
+            max_age: self.max_age,
+            idle_ttl: self.idle_ttl,
+            reuse_grace: self.reuse_grace,
+        }
+    }
+}
+
 /// Everything the server needs, from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -176,7 +231,7 @@ pub struct Config {
     /// serves no metrics.
     pub metrics_addr: Option<SocketAddr>,
     pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
+    pub sessions: SessionsConfig,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub body_limit: usize,
@@ -380,9 +435,7 @@ impl Config {
             bind_addr: env.parsed("BIND_ADDR", default_bind_addr())?,
             metrics_addr: metrics_addr(&env)?,
             access_token_ttl: Duration::from_secs(positive(&env, "ACCESS_TOKEN_TTL_SECONDS", 900)?),
-            refresh_token_ttl: Duration::from_secs(
-                positive(&env, "REFRESH_TOKEN_TTL_DAYS", 30)? * 24 * 60 * 60,
-            ),
+            sessions: sessions(&env)?,
             jwt_issuer: env
                 .get("JWT_ISSUER")
                 .unwrap_or_else(|| "projects-api".into()),
@@ -485,7 +538,14 @@ mod tests {
         assert!(config.database.prepared_statements);
         assert!(config.database.migration_url.is_none());
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
-        assert_eq!(config.refresh_token_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            config.sessions,
+            SessionsConfig {
+                max_age: Duration::from_secs(90 * 86_400),
+                idle_ttl: Duration::from_secs(30 * 86_400),
+                reuse_grace: Duration::from_secs(10),
+            }
+        );
         assert_eq!(config.jwt_issuer, "projects-api");
         assert_eq!(config.jwt_audience, "projects-api");
         assert_eq!(config.body_limit, 16_384);
@@ -505,6 +565,35 @@ mod tests {
         assert_eq!(config.http_workers, None);
         assert!(config.migrate_on_start);
         assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn session_limits_are_read_and_bounded() {
+        let with = |vars: &[(&'static str, &'static str)]| {
+            let mut all = vec![("DATABASE_URL", "postgres://h/db"), ("JWT_SECRET", SECRET)];
+            all.extend_from_slice(vars);
+            load(&all)
+        };
+        let config = with(&[
+            ("SESSION_MAX_AGE_DAYS", "7"),
+            ("REFRESH_TOKEN_TTL_DAYS", "1"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(config.sessions.max_age, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.sessions.idle_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.sessions.reuse_grace, Duration::ZERO);
+        for (name, value) in [
+            ("SESSION_MAX_AGE_DAYS", "0"),
+            ("SESSION_MAX_AGE_DAYS", "100000"),
+            ("SESSION_MAX_AGE_DAYS", "ninety"),
+            ("REFRESH_TOKEN_TTL_DAYS", "0"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "3601"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "-1"),
+        ] {
+            let error = with(&[(name, value)]).expect_err(value);
+            assert_eq!(error.variable, name, "{value}");
+        }
     }
 
     #[test]

@@ -10,9 +10,9 @@ use std::process::ExitCode;
 
 use garde::Validate as _;
 use projects_auth::PasswordHasher;
-use projects_domain::Role;
 use projects_domain::inputs::{Input as _, Registration, password_weakness, violations};
-use projects_store::{NewUser, Store, StoreError};
+use projects_domain::{Role, SessionEndReason};
+use projects_store::{NewUser, SessionScope, Store, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::config::DatabaseConfig;
@@ -144,9 +144,14 @@ fn create_admin(
                         .promote_by_email(&email, &hash)
                         .await
                         .map_err(|error| format!("cannot promote the user: {error}"))?;
+                    // A new password ends every session; the servers learn
+                    // of it from the ended-sessions feed.
                     store
-                        .refresh_tokens()
-                        .revoke_all_of_user(user.id)
+                        .sessions()
+                        .end(
+                            SessionScope::AllOfUser(user.id),
+                            SessionEndReason::PasswordReset,
+                        )
                         .await
                         .map_err(|error| format!("cannot revoke the user's sessions: {error}"))?;
                     Ok(format!(

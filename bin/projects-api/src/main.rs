@@ -9,6 +9,7 @@ mod create_admin;
 mod healthcheck;
 mod jwt_secret;
 mod metrics_listener;
+mod periodic;
 mod server;
 mod telemetry;
 mod worker;

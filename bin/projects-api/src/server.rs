@@ -14,6 +14,15 @@ use projects_store::Store;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{Config, DatabaseConfig};
+use crate::periodic;
+
+/// Connections of the background pool (the ended-sessions poll, cleanup,
+/// the live-sessions gauge), on top of `DATABASE_POOL_SIZE`.
+pub const BACKGROUND_POOL_SIZE: usize = 2;
+/// How often dead sessions are cleaned up (on one instance at a time).
+const CLEANUP_PERIOD: Duration = Duration::from_secs(60);
+/// How often the live-sessions gauge is refreshed.
+const LIVE_GAUGE_PERIOD: Duration = Duration::from_secs(30);
 
 pub async fn migrate(database: DatabaseConfig) -> anyhow::Result<()> {
     let store = Store::connect(&database.store_config()).context("invalid DATABASE_URL")?;
@@ -86,6 +95,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             redis_timeout: config.abuse.redis_timeout,
             trusted_proxies: TrustedProxies::new(config.abuse.trusted_proxies.clone()),
         },
+        sessions: config.sessions.policy(),
     };
     // Built once, outside the per-worker factory, so that every worker
     // counts against the same allowances.
@@ -97,6 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         passwords,
         rate_limits,
     );
+    let background = start_background(&config, &state).await?;
     let drain = state.drain.clone();
     let drain_for = config.shutdown_drain;
     // actix calls the factory once per worker, on that worker's thread.
@@ -179,6 +190,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     stopper.abort();
     cleanup.abort();
+    for task in background.tasks {
+        task.abort();
+    }
+    background.store.close();
     // Stopped by the signal handler already, or now if the server ended
     // otherwise.
     let _ = stop_worker_at_exit.send(true);
@@ -245,13 +260,71 @@ async fn refuse_unbounded_statements(store: &Store) -> anyhow::Result<()> {
     }
 }
 
-/// The access- and refresh-token settings of the configuration.
+/// The access-token settings of the configuration.
 fn token_config(config: &Config) -> TokenConfig {
     TokenConfig {
         secret: config.jwt_secret.clone(),
         issuer: config.jwt_issuer.clone(),
         audience: config.jwt_audience.clone(),
         access_ttl: config.access_token_ttl,
-        refresh_ttl: config.refresh_token_ttl,
     }
+}
+
+/// The background work and the small pool it runs on (its own, so that
+/// no worker's connections are used from another thread).
+struct Background {
+    store: Store,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Loads the sessions that ended within the access-token lifetime (so that
+/// none of their tokens works here from the first request), then follows
+/// the other instances' endings, and starts the periodic session jobs.
+async fn start_background(config: &Config, state: &AppState) -> anyhow::Result<Background> {
+    let mut background_config = config.database.store_config();
+    background_config.pool_size = BACKGROUND_POOL_SIZE;
+    let store = Store::connect(&background_config).context("invalid DATABASE_URL")?;
+    let revocations = Arc::clone(&state.revocations);
+    let cursor = match revocations.reload(&store).await {
+        Ok(cursor) => {
+            tracing::info!(
+                sessions.ended = revocations.len(),
+                "loaded the recently ended sessions"
+            );
+            cursor
+        }
+        Err(error) => {
+            // The first poll loads them as soon as the database answers.
+            tracing::warn!(error = ?error, "cannot load the recently ended sessions yet");
+            0
+        }
+    };
+    let mut tasks = revocations
+        .follow(
+            store.clone(),
+            config.redis_url.as_ref(),
+            cursor,
+            projects_http::revocations::POLL_INTERVAL,
+        )
+        .context("invalid REDIS_URL")?;
+    let window = revocations.window();
+    let cleanup_store = store.clone();
+    tasks.push(periodic::every(
+        "session_cleanup",
+        CLEANUP_PERIOD,
+        move || {
+            let store = cleanup_store.clone();
+            async move { periodic::clean_up_sessions(&store, window).await.map(drop) }
+        },
+    ));
+    let gauge_store = store.clone();
+    tasks.push(periodic::every(
+        "live_sessions_gauge",
+        LIVE_GAUGE_PERIOD,
+        move || {
+            let store = gauge_store.clone();
+            async move { periodic::count_live_sessions(&store).await }
+        },
+    ));
+    Ok(Background { store, tasks })
 }

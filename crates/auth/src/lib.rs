@@ -17,7 +17,7 @@ pub use passwords::{
     PasswordHasher, QUEUE_DEPTH_GAUGE, QUEUE_PER_CORE, STRENGTH_DEADLINE, Verification,
     owasp_params,
 };
-pub use refresh::{RefreshToken, RefreshTokenHash};
+pub use refresh::{RefreshToken, RefreshTokenHash, SuccessorKey};
 pub use tokens::{
     AccessClaims, AccessToken, Claims, LEEWAY_SECONDS, TokenConfig, TokenService, bearer_token,
 };

@@ -1,12 +1,12 @@
-//! Access tokens: HS256 JWTs with `sub`, `email`, `role`, `iat`, `exp`,
-//! `iss`, `aud` and `jti`. Verification pins the algorithm, requires every
+//! Access tokens: HS256 JWTs with `sub`, `sid`, `email`, `role`, `iat`,
+//! `exp`, `iss`, `aud` and `jti`. Verification pins the algorithm, requires every
 //! one of those claims, and checks signature, `exp` (with a few seconds of
 //! leeway, not the crate's default minute), `iss` and `aud`.
 
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use projects_domain::{Email, Role, User, UserId};
+use projects_domain::{Email, Role, SessionId, User, UserId};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,14 +25,14 @@ pub struct TokenConfig {
     pub audience: String,
     /// Lifetime of an access token (`expires_in` of the tokens object).
     pub access_ttl: Duration,
-    /// Lifetime of a refresh token.
-    pub refresh_ttl: Duration,
 }
 
 /// The claims of an access token, as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
+    /// The session the token belongs to: once it ends, the token is refused.
+    pub sid: Uuid,
     pub email: String,
     pub role: Role,
     pub iat: i64,
@@ -49,6 +49,7 @@ pub struct AccessClaims {
     pub email: Email,
     /// The role when the token was issued; admin routes re-read it.
     pub role: Role,
+    pub session_id: SessionId,
     pub token_id: Uuid,
 }
 
@@ -96,6 +97,7 @@ impl TokenService {
         validation.validate_aud = true;
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
+        // `sid` (like `email`, `role`, `jti`) is required by `Claims` itself.
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -109,12 +111,13 @@ impl TokenService {
         &self.config
     }
 
-    /// Signs an access token for `user`.
-    pub fn issue(&self, user: &User) -> Result<AccessToken, AuthError> {
+    /// Signs an access token for `user` in `session`.
+    pub fn issue(&self, user: &User, session: SessionId) -> Result<AccessToken, AuthError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let ttl = self.config.access_ttl.as_secs();
         let claims = Claims {
             sub: *user.id.as_uuid(),
+            sid: *session.as_uuid(),
             email: user.email.as_str().to_owned(),
             role: user.role,
             iat: now,
@@ -144,6 +147,7 @@ impl TokenService {
             user_id: UserId::from_uuid(claims.sub),
             email: Email::from_trusted(claims.email),
             role: claims.role,
+            session_id: SessionId::from_uuid(claims.sid),
             token_id: claims.jti,
         })
     }
@@ -177,7 +181,6 @@ mod tests {
             issuer: "projects-api".into(),
             audience: "projects-api".into(),
             access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(86_400),
         }
     }
 
@@ -196,6 +199,7 @@ mod tests {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         Claims {
             sub: *user.id.as_uuid(),
+            sid: Uuid::now_v7(),
             email: user.email.to_string(),
             role: user.role,
             iat: now,
@@ -219,17 +223,21 @@ mod tests {
     fn issued_tokens_verify_and_carry_every_claim() {
         let service = TokenService::new(config());
         let user = user();
-        let issued = service.issue(&user).expect("issues");
+        let session = SessionId::new();
+        let issued = service.issue(&user, session).expect("issues");
         assert_eq!(issued.expires_in, 900);
         let claims = service.verify(&issued.token).expect("verifies");
         assert_eq!(claims.user_id, user.id);
+        assert_eq!(claims.session_id, session);
         assert_eq!(claims.role, Role::Admin);
         assert_eq!(claims.email, user.email);
         let payload = issued.token.split('.').nth(1).expect("three parts");
         let json: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64"))
                 .expect("json");
-        for claim in ["sub", "email", "role", "iat", "exp", "iss", "aud", "jti"] {
+        for claim in [
+            "sub", "sid", "email", "role", "iat", "exp", "iss", "aud", "jti",
+        ] {
             assert!(json.get(claim).is_some(), "{claim} missing");
         }
         assert!(!format!("{issued:?}").contains(&issued.token));
@@ -336,6 +344,18 @@ mod tests {
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &no_aud,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("signs");
+        assert_eq!(service.verify(&token), Err(TokenError::Invalid));
+        // A token of before sessions (no `sid`) is refused too.
+        let no_sid = serde_json::json!({
+            "sub": Uuid::now_v7(), "email": "a@b.example", "role": "user", "aud": "projects-api",
+            "iat": now, "exp": now + 60, "iss": "projects-api", "jti": Uuid::now_v7()
+        });
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &no_sid,
             &EncodingKey::from_secret(SECRET.as_bytes()),
         )
         .expect("signs");

@@ -73,6 +73,11 @@ id_type!(
     /// The id of a project.
     ProjectId
 );
+id_type!(
+    /// The id of a session: what one login starts, and the `sid` claim of
+    /// its access tokens.
+    SessionId
+);
 
 #[cfg(test)]
 mod tests {

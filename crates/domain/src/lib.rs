@@ -12,17 +12,19 @@ pub mod inputs;
 mod pagination;
 mod project_access;
 mod projects;
+mod sessions;
 mod users;
 
 pub use email::{Email, InvalidEmail};
 pub use error::DomainError;
-pub use ids::{ProjectId, UserId};
+pub use ids::{ProjectId, SessionId, UserId};
 pub use pagination::{
     InvalidLimit, InvalidSort, Limit, Page, ProjectCursor, ProjectKey, ProjectListQuery,
     ProjectScope, ProjectSort, Slice,
 };
 pub use project_access::ProjectAccess;
 pub use projects::{Project, ProjectStatus};
+pub use sessions::{Session, SessionEndReason};
 pub use users::{Role, User, ensure_an_admin_remains};
 
 /// Timestamps are UTC instants, shown as RFC 3339 with a `Z` suffix.

@@ -6,7 +6,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, web};
 
 use crate::middleware::{cors, problems, request_id, security_headers};
-use crate::{ApiError, AppState, auth, health, metrics, openapi, projects, users};
+use crate::{ApiError, AppState, auth, health, metrics, openapi, projects, sessions, users};
 
 /// Mounts every route and the shared state. The binary and the tests both
 /// build the server from this, so the tests drive the real application.
@@ -18,6 +18,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(health::live)
             .service(health::ready)
             .configure(auth::routes)
+            .configure(sessions::routes)
             .configure(users::routes)
             .configure(projects::routes)
             .configure(openapi::configure)

@@ -1,18 +1,23 @@
 //! `/api/v1/auth/*`: register, login, refresh, logout. Every attempt is
 //! logged with its outcome, the user id when known, the client IP and the
 //! request id — never the e-mail, the password or a token.
+//!
+//! A login or registration starts a session; refresh rotates its token
+//! (a duplicate within the reuse grace gets the same successor; a reuse
+//! after it ends the session); logout ends it.
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use projects_auth::{RefreshToken, Verification};
 use projects_domain::inputs::{Login, RefreshRequest, Registration};
-use projects_domain::{Role, User, UserId};
-use projects_store::{NewRefreshToken, NewUser, Rotation, StoreError};
+use projects_domain::{Role, SessionEndReason, SessionId, User, UserId};
+use projects_store::{NewSession, NewUser, Rotation, StoreError};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::client_ip::ClientIp;
 use crate::extract::ValidatedJson;
 use crate::openapi::{Conflict, JsonBodyErrors, ServerErrors, TooManyPasswordChecks, Unauthorized};
+use crate::sessions::record_ending;
 use crate::{ApiError, AppState};
 
 /// The one message for a failed login, whatever failed.
@@ -118,38 +123,54 @@ pub(crate) fn log_attempt(
     );
 }
 
-/// A new access token and a new refresh token in `family_id`.
-async fn start_session(state: &AppState, user: &User) -> Result<Tokens, ApiError> {
-    let new_token = RefreshToken::generate();
-    state
+/// The longest `User-Agent` a session keeps, in characters.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// Starts a session for `user` (where and with what it started, from the
+/// request) and returns its first tokens.
+pub(crate) async fn start_session(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+) -> Result<Tokens, ApiError> {
+    let first = RefreshToken::generate();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect::<String>())
+        .filter(|agent| !agent.trim().is_empty());
+    // The address the logs and limits use; none for an unknown peer.
+    let ip = ClientIp::of_handled(req).filter(|ip| !ip.is_unspecified());
+    let session = state
         .store
-        .refresh_tokens()
-        .insert(&NewRefreshToken {
-            user_id: user.id,
-            family_id: Uuid::now_v7(),
-            token_hash: new_token.hash().0,
-            expires_at: refresh_expiry(state),
-        })
+        .sessions()
+        .start(
+            &NewSession {
+                user_id: user.id,
+                first_token_hash: first.hash().0,
+                user_agent,
+                ip,
+            },
+            &state.config.sessions,
+        )
         .await?;
-    tokens_for(state, user, new_token)
+    tokens_for(state, user, session, first)
 }
 
 fn tokens_for(
     state: &AppState,
     user: &User,
+    session: SessionId,
     refresh_token: RefreshToken,
 ) -> Result<Tokens, ApiError> {
-    let access = state.tokens.issue(user)?;
+    let access = state.tokens.issue(user, session)?;
     Ok(Tokens {
         access_token: access.token,
         refresh_token: refresh_token.expose().to_owned(),
         token_type: "Bearer",
         expires_in: access.expires_in,
     })
-}
-
-fn refresh_expiry(state: &AppState) -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc() + state.tokens.config().refresh_ttl
 }
 
 /// `POST /api/v1/auth/register`: 201 `{user, tokens}`; 409 when the e-mail
@@ -197,7 +218,7 @@ pub async fn register(
         }
         Err(error) => return Err(error.into()),
     };
-    let tokens = start_session(&state, &user).await?;
+    let tokens = start_session(&state, &req, &user).await?;
     log_attempt(&req, "register", "success", Some(user.id));
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
@@ -270,20 +291,24 @@ pub async fn login(
         // The login itself is fine; the next one retries the upgrade.
         tracing::warn!(user.id = %user.id, error = ?error, "could not upgrade a password hash");
     }
-    let tokens = start_session(&state, &user).await?;
+    let tokens = start_session(&state, &req, &user).await?;
     log_attempt(&req, "login", "success", Some(user.id));
     Ok(HttpResponse::Ok().json(Session { user, tokens }))
 }
 
 /// `POST /api/v1/auth/refresh`: 200 `{tokens}`; the presented token stops
-/// working. A token presented twice revokes its whole family (401).
+/// working. Presented again within the reuse grace, it gets the same new
+/// refresh token (while that one is unused; else 401, ending nothing);
+/// after the grace, it ends its session (401).
 #[utoipa::path(
     tag = "auth",
     operation_id = "refresh",
     security(()),
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "New tokens; the presented refresh token stops working", body = Refreshed),
+        (status = 200, description = "New tokens; the presented refresh token stops working. \
+            The same token presented again within `REFRESH_REUSE_GRACE_SECONDS` (two tabs, a retry) \
+            gets the same new refresh token", body = Refreshed),
         (status = 401, response = Unauthorized),
         ServerErrors,
         JsonBodyErrors,
@@ -296,24 +321,30 @@ pub async fn refresh(
     body: ValidatedJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let presented = RefreshToken::from_client(body.into_inner().refresh_token.unwrap_or_default());
-    let replacement = RefreshToken::generate();
+    let successor = state.successors.successor(&presented);
     let rotation = state
         .store
-        .refresh_tokens()
+        .sessions()
         .rotate(
             presented.hash().0,
-            replacement.hash().0,
-            refresh_expiry(&state),
+            successor.hash().0,
+            &state.config.sessions,
         )
         .await?;
     match rotation {
-        Rotation::Rotated { user } => {
-            let tokens = tokens_for(&state, &user, replacement)?;
+        Rotation::Rotated { user, session } => {
+            let tokens = tokens_for(&state, &user, session, successor)?;
             log_attempt(&req, "refresh", "success", Some(user.id));
             Ok(HttpResponse::Ok().json(Refreshed { tokens }))
         }
-        Rotation::Reused { user_id } => {
-            tracing::warn!(user.id = %user_id, "a used refresh token was presented again: its family is revoked");
+        Rotation::Duplicate { user, session } => {
+            let tokens = tokens_for(&state, &user, session, successor)?;
+            log_attempt(&req, "refresh", "duplicate", Some(user.id));
+            Ok(HttpResponse::Ok().json(Refreshed { tokens }))
+        }
+        Rotation::Reused { user_id, ended } => {
+            record_ending(&state, &ended, SessionEndReason::Reuse);
+            tracing::warn!(user.id = %user_id, "a used refresh token was presented again after the grace: its session is ended");
             log_attempt(&req, "refresh", "reused", Some(user_id));
             Err(ApiError::InvalidCredentials(BAD_REFRESH_TOKEN))
         }
@@ -324,15 +355,16 @@ pub async fn refresh(
     }
 }
 
-/// `POST /api/v1/auth/logout`: revokes the token's family; 204 whatever
-/// the token (idempotent).
+/// `POST /api/v1/auth/logout`: ends the session of the token (used or
+/// not); 204 whatever the token (idempotent).
 #[utoipa::path(
     tag = "auth",
     operation_id = "logout",
     security(()),
     request_body = RefreshRequest,
     responses(
-        (status = 204, description = "The token's family is revoked (also when it already was)"),
+        (status = 204, description = "The token's session is ended (also when it already was): \
+            none of its refresh tokens works any more, and its access tokens get 401"),
         ServerErrors,
         JsonBodyErrors,
     )
@@ -344,15 +376,20 @@ pub async fn logout(
     body: ValidatedJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let presented = RefreshToken::from_client(body.into_inner().refresh_token.unwrap_or_default());
-    let revoked = state
+    let ended = state
         .store
-        .refresh_tokens()
-        .revoke_family_of(presented.hash().0)
+        .sessions()
+        .end_by_token(presented.hash().0, SessionEndReason::Logout)
         .await?;
+    record_ending(&state, &ended, SessionEndReason::Logout);
     log_attempt(
         &req,
         "logout",
-        if revoked > 0 { "success" } else { "no_session" },
+        if ended.is_empty() {
+            "no_session"
+        } else {
+            "success"
+        },
         None,
     );
     Ok(HttpResponse::NoContent().finish())

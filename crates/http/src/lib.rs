@@ -19,6 +19,8 @@ pub mod middleware;
 pub mod openapi;
 mod projects;
 pub mod rate_limit;
+pub mod revocations;
+mod sessions;
 mod state;
 mod users;
 

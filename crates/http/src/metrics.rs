@@ -55,6 +55,15 @@ pub const JOBS_RETRYING: &str = "jobs_retrying";
 pub const JOBS_DEAD: &str = "jobs_dead";
 /// How long the oldest due job has waited, in seconds (0 when none is due).
 pub const JOBS_OLDEST_DUE_AGE_SECONDS: &str = "jobs_oldest_due_age_seconds";
+/// Live sessions (a gauge, refreshed periodically by the binary, never per
+/// request).
+pub const SESSIONS_LIVE: &str = "sessions_live";
+/// Sessions ended, by `reason` (logout, revoked, reuse, password_change,
+/// password_reset, user_deleted).
+pub const SESSIONS_ENDED_TOTAL: &str = "sessions_ended_total";
+/// Seconds from a session's ending (database clock) to this instance
+/// learning of it from another instance (Redis or the feed poll).
+pub const SESSION_REVOCATION_DELAY_SECONDS: &str = "session_revocation_delay_seconds";
 
 /// The `route` label of a request that matched no route: raw paths would
 /// let any client create series without bound.
@@ -67,6 +76,11 @@ pub const OTHER_METHOD: &str = "OTHER";
 /// a pool timeout (5 s by default).
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Revocation delay buckets in seconds, around the one-second promise.
+const REVOCATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -87,6 +101,11 @@ pub fn install_recorder() -> PrometheusHandle {
                     LATENCY_BUCKETS,
                 )
                 .expect("the latency buckets are not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full(SESSION_REVOCATION_DELAY_SECONDS.to_owned()),
+                    REVOCATION_BUCKETS,
+                )
+                .expect("the revocation buckets are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
@@ -148,6 +167,16 @@ fn describe() {
         RATE_LIMIT_REDIS_FALLBACKS_TOTAL,
         "Limit checks answered from memory because Redis failed or did not answer in time"
     );
+    describe_gauge!(SESSIONS_LIVE, "Sessions neither ended nor expired");
+    describe_counter!(SESSIONS_ENDED_TOTAL, "Sessions ended, by reason");
+    describe_histogram!(
+        SESSION_REVOCATION_DELAY_SECONDS,
+        Unit::Seconds,
+        "Time from a session's ending to this instance learning of it from another"
+    );
+    for reason in projects_domain::SessionEndReason::ALL {
+        counter!(SESSIONS_ENDED_TOTAL, "reason" => reason.as_str()).absolute(0);
+    }
     // Shown at zero from the start, so that an alert on them works before
     // the first event.
     gauge!(PASSWORD_HASH_QUEUE_DEPTH).set(0.0);

@@ -25,7 +25,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi as _};
 
 use crate::error::{ApiError, FieldError, Problem};
-use crate::{auth, health, projects, users};
+use crate::{auth, health, projects, sessions, users};
 use projects_domain::inputs::{
     Login, NewProject, ProjectPatch, RefreshRequest, Registration, UserPatch, UserSelfPatch,
 };
@@ -67,6 +67,9 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
         auth::login,
         auth::refresh,
         auth::logout,
+        sessions::list,
+        sessions::end_one,
+        sessions::end_many,
         users::me,
         users::update_me,
         users::list,
@@ -102,6 +105,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             auth::Tokens,
             auth::Session,
             auth::Refreshed,
+            sessions::SessionInfo,
         ),
         responses(
             BadRequest,
@@ -123,6 +127,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
     modifiers(&BearerAuth, &ResourceLinks, &ClosedInputs),
     tags(
         (name = "auth", description = "Register, log in, refresh and revoke tokens"),
+        (name = "sessions", description = "Your sessions (one per login): list them, end one or all"),
         (name = "users", description = "Your account, and user administration"),
         (name = "projects", description = "Projects: create, list, read, update, delete"),
         (name = "health", description = "Liveness and readiness probes"),

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use projects_auth::{PasswordHasher, TokenConfig, TokenService};
-use projects_store::Store;
+use projects_auth::{PasswordHasher, SuccessorKey, TokenConfig, TokenService};
+use projects_store::{SessionPolicy, Store};
 
 use crate::rate_limit::{RateLimitConfig, RateLimits};
+use crate::revocations::Revocations;
 
 /// Settings of the HTTP layer, read once at start by the binary.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct HttpConfig {
     /// Per-client rate limits; all off by default (tests are not throttled;
     /// the binary sets the contract's defaults).
     pub rate_limits: RateLimitConfig,
+    /// Session lifetimes and the refresh-token reuse grace.
+    pub sessions: SessionPolicy,
 }
 
 impl Default for HttpConfig {
@@ -30,6 +33,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             hsts_seconds: 0,
             rate_limits: RateLimitConfig::default(),
+            sessions: SessionPolicy::default(),
         }
     }
 }
@@ -49,6 +53,11 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     /// Shared by every worker, so a client's allowance is per server.
     pub rate_limits: Arc<RateLimits>,
+    /// The sessions that ended recently: the extractor refuses their
+    /// access tokens. One set per instance, shared by every worker.
+    pub revocations: Arc<Revocations>,
+    /// Derives a rotated refresh token's successor (from the JWT secret).
+    pub successors: SuccessorKey,
     /// Readiness turns 503 once this starts (shutdown drain).
     pub drain: crate::health::Drain,
 }
@@ -63,19 +72,24 @@ impl AppState {
         passwords: PasswordHasher,
         rate_limits: RateLimits,
     ) -> Self {
+        let revocations = Arc::new(Revocations::new(tokens.config().access_ttl));
+        let successors = SuccessorKey::from_secret(&tokens.config().secret);
         Self {
             store,
             config,
             tokens: Arc::new(tokens),
             passwords,
             rate_limits: Arc::new(rate_limits),
+            revocations,
+            successors,
             drain: crate::health::Drain::default(),
         }
     }
 
     /// A state for tests: default HTTP settings (rate limits off),
     /// [`TEST_JWT_SECRET`], issuer and audience `projects-api`, 900 s access
-    /// tokens, 30-day refresh tokens, and the production password hasher.
+    /// tokens, the contract's session policy, and the production password
+    /// hasher.
     pub fn for_tests(store: Store) -> Self {
         Self::for_tests_with(store, HttpConfig::default())
     }
@@ -107,6 +121,5 @@ pub fn test_token_config() -> TokenConfig {
         issuer: "projects-api".into(),
         audience: "projects-api".into(),
         access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(30 * 24 * 60 * 60),
     }
 }

@@ -4,19 +4,19 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
 use projects_auth::Verification;
 use projects_domain::inputs::{UserPatch, UserSelfPatch};
-use projects_domain::{Limit, Page, User, UserId};
+use projects_domain::{Page, SessionEndReason, User, UserId};
 use projects_store::{StoreError, UserChangeError, UserUpdate};
-use serde::Deserialize;
 
 use crate::auth::log_attempt;
 use crate::client_ip::ClientIp;
 use crate::cursor::CursorCodec;
-use crate::extract::{AdminUser, CurrentUser, ValidatedJson};
+use crate::extract::{AdminUser, CurrentUser, PageParams, ValidatedJson};
 use crate::openapi::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, TooManyPasswordChecks,
     Unauthorized,
 };
 use crate::rate_limit::{Scope, Standing};
+use crate::sessions::record_ending;
 use crate::{ApiError, AppState};
 
 /// The caller's own account.
@@ -66,7 +66,8 @@ pub async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpR
 }
 
 /// `PATCH /api/v1/users/me`: `name`; `password` with `current_password`.
-/// A password change revokes every refresh token of the user.
+/// A password change ends every other session of the user (the one of this
+/// access token goes on).
 #[utoipa::path(
     tag = "users",
     operation_id = "update_me",
@@ -119,12 +120,13 @@ pub async fn update_me(
             ));
         }
         let hash = state.passwords.hash(change.new).await?;
-        state
+        let ended = state
             .store
             .users()
-            .change_password(caller.id, &hash)
+            .change_password(caller.id, &hash, caller.session_id)
             .await
             .map_err(gone)?;
+        record_ending(&state, &ended, SessionEndReason::PasswordChange);
         log_attempt(&req, "password_change", "success", Some(caller.id));
     }
     let user = match &input.name {
@@ -149,31 +151,6 @@ async fn auth_limit(req: &HttpRequest, state: &AppState) -> Result<(), ApiError>
         }) => Err(ApiError::RateLimited { retry_after }),
         _ => Ok(()),
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-/// The page size: the same rule as every list (`Limit`, 1 to 100, default 20).
-fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
-    let limit = match raw {
-        None => Limit::default(),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .and_then(|value| Limit::new(value).ok())
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "`limit` must be an integer from {} to {}",
-                    Limit::MIN,
-                    Limit::MAX
-                ))
-            })?,
-    };
-    Ok(u32::from(limit.get()))
 }
 
 /// `GET /api/v1/users` (admins): keyset pages in id (creation) order.
@@ -206,16 +183,13 @@ fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
 )]
 #[get("/api/v1/users")]
 pub async fn list(
-    req: HttpRequest,
     state: web::Data<AppState>,
     _admin: AdminUser,
+    params: PageParams,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<ListQuery>::from_query(req.query_string())
-        .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?
-        .into_inner();
-    let limit = parse_limit(query.limit.as_deref())?;
+    let limit = u32::from(params.limit.get());
     let codec = CursorCodec::for_list(&state, "users");
-    let after: Option<UserId> = query
+    let after: Option<UserId> = params
         .cursor
         .as_deref()
         .map(|text| codec.decode(text))
@@ -233,10 +207,7 @@ pub async fn list(
     };
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = &next_cursor {
-        response.insert_header((
-            header::LINK,
-            format!("</api/v1/users?limit={limit}&cursor={cursor}>; rel=\"next\""),
-        ));
+        response.insert_header((header::LINK, params.next_link("/api/v1/users", cursor)));
     }
     Ok(response.json(Page { data, next_cursor }))
 }
@@ -326,14 +297,15 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// `DELETE /api/v1/users/{id}` (admins): 204; the user's projects and
-/// refresh tokens go too.
+/// `DELETE /api/v1/users/{id}` (admins): 204; the user's sessions end
+/// (their access tokens get 401 on every instance within a second), and
+/// their projects and refresh tokens go too.
 #[utoipa::path(
     tag = "users",
     operation_id = "delete_user",
     params(("id" = uuid::Uuid, Path, description = "The user's id")),
     responses(
-        (status = 204, description = "Deleted, with their projects and refresh tokens"),
+        (status = 204, description = "Deleted, with their projects and sessions; their access tokens stop working"),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -349,11 +321,12 @@ pub async fn remove(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    state
+    let ended = state
         .store
         .users()
         .delete_unless_last_admin(id)
         .await
         .map_err(change_error)?;
+    record_ending(&state, &ended, SessionEndReason::UserDeleted);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,6 +6,7 @@
 mod abuse {
     pub mod client_address;
     pub mod password_checks;
+    pub mod redis_outage;
     pub mod routes;
     pub mod support;
 }

@@ -67,6 +67,26 @@ async fn a_full_flow_logs_no_secret() {
         )
         .await;
     assert_eq!(refreshed.status, 200);
+    // A duplicate within the grace gets the same successor…
+    let duplicate = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({ "refresh_token": tokens2["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(duplicate.status, 200);
+    // …and after it, it is reuse.
+    app.db
+        .client()
+        .await
+        .execute(
+            "UPDATE refresh_tokens SET used_at = used_at - interval '1 minute' \
+             WHERE used_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("age the rotation");
     let reused = app
         .post_json(
             "/api/v1/auth/refresh",

@@ -19,8 +19,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpResponse, test, web};
 use projects_auth::RefreshToken;
 use projects_domain::inputs::NewProject;
-use projects_domain::{Email, ProjectId, Role, User};
-use projects_store::{NewRefreshToken, NewUser};
+use projects_domain::{Email, ProjectId, Role, SessionId, User};
+use projects_store::{NewSession, NewUser, SessionPolicy};
 use projects_testkit::{TEST_PASSWORD, TestApp, TestResponse, unique_email};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -245,6 +245,7 @@ struct Principal {
     access_token: String,
     refresh_token: String,
     project: ProjectId,
+    session: SessionId,
 }
 
 /// A row's world: three actors, each with a project and a refresh token.
@@ -269,23 +270,26 @@ async fn principal(app: &TestApp, role: Role, password_hash: &str) -> Principal 
         })
         .await
         .expect("insert a user");
+    let refresh = RefreshToken::generate();
+    let session = store
+        .sessions()
+        .start(
+            &NewSession {
+                user_id: user.id,
+                first_token_hash: refresh.hash().0,
+                user_agent: None,
+                ip: None,
+            },
+            &SessionPolicy::default(),
+        )
+        .await
+        .expect("start a session");
     let access_token = app
         .state
         .tokens
-        .issue(&user)
+        .issue(&user, session)
         .expect("an access token")
         .token;
-    let refresh = RefreshToken::generate();
-    store
-        .refresh_tokens()
-        .insert(&NewRefreshToken {
-            user_id: user.id,
-            family_id: Uuid::now_v7(),
-            token_hash: refresh.hash().0,
-            expires_at: time::OffsetDateTime::now_utc() + time::Duration::days(1),
-        })
-        .await
-        .expect("insert a refresh token");
     let project = store
         .projects()
         .create(
@@ -304,6 +308,7 @@ async fn principal(app: &TestApp, role: Role, password_hash: &str) -> Principal 
         access_token,
         refresh_token: refresh.expose().to_owned(),
         project,
+        session,
     }
 }
 
@@ -345,6 +350,8 @@ impl Fixtures {
         };
         let id = if row.path.starts_with("/api/v1/projects/") {
             owner.project.to_string()
+        } else if row.path.starts_with("/api/v1/auth/sessions/") {
+            owner.session.to_string()
         } else {
             owner.user.id.to_string()
         };

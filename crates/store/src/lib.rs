@@ -1,6 +1,6 @@
 //! PostgreSQL persistence for projects-api: the connection pool, the embedded
 //! migrations, and one repository per table (`Users`, `Projects`,
-//! `RefreshTokens`) with typed methods. PostgreSQL errors become `StoreError`
+//! `Sessions` with their refresh tokens) with typed methods. PostgreSQL errors become `StoreError`
 //! here, at the boundary, so that no SQLSTATE leaks upward.
 //!
 //! This crate holds every SQL string of the project and nothing about HTTP,
@@ -12,8 +12,8 @@ mod jobs;
 mod migrations;
 mod pool;
 mod projects;
-mod refresh_tokens;
 mod retry;
+mod sessions;
 mod statement;
 mod transaction;
 mod users;
@@ -29,7 +29,10 @@ pub use jobs::{
 };
 pub use pool::{PoolStatus, Store, StoreConfig};
 pub use projects::{PlanKind, ProjectUpdate, Projects};
-pub use refresh_tokens::{NewRefreshToken, RefreshTokens, Rotation};
 pub use retry::{TRANSACTION_ATTEMPTS, retry_transaction};
+pub use sessions::{
+    CleanupBatch, EndedFeed, EndedSessions, NewSession, Rotation, SessionPolicy, SessionScope,
+    Sessions,
+};
 pub use transaction::{Connection, Tx};
 pub use users::{Credentials, NewUser, UserChangeError, UserUpdate, Users};

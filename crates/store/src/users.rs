@@ -1,8 +1,11 @@
 //! The `users` table.
 
-use projects_domain::{DomainError, Email, Role, User, UserId, ensure_an_admin_remains};
+use projects_domain::{
+    DomainError, Email, Role, SessionEndReason, SessionId, User, UserId, ensure_an_admin_remains,
+};
 use tokio_postgres::Row;
 
+use crate::sessions::{EndedSessions, SessionScope, end_sessions};
 use crate::statement::Sql;
 use crate::{Store, StoreError};
 
@@ -83,10 +86,6 @@ const FIND_CREDENTIALS_BY_ID: Sql = Sql::new(
 const SET_PASSWORD_HASH: Sql = Sql::new(
     "users.set_password_hash",
     "UPDATE users SET password_hash = $2 WHERE id = $1",
-);
-const REVOKE_ALL_TOKENS: Sql = Sql::new(
-    "users.revoke_all_tokens",
-    "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
 );
 const SET_NAME: Sql = Sql::new(
     "users.set_name",
@@ -200,9 +199,14 @@ impl Users<'_> {
         Ok(())
     }
 
-    /// Sets a new password and revokes every refresh token of the user, in
-    /// one transaction.
-    pub async fn change_password(&self, id: UserId, password_hash: &str) -> Result<(), StoreError> {
+    /// Sets a new password and ends every session of the user but `keep`
+    /// (the one the change was made from), in one transaction.
+    pub async fn change_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        keep: SessionId,
+    ) -> Result<EndedSessions, StoreError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
         let changed = self
@@ -213,12 +217,15 @@ impl Users<'_> {
         if changed == 0 {
             return Err(StoreError::NotFound);
         }
-        self.store
-            .slow
-            .execute(&tx, &REVOKE_ALL_TOKENS, &[id.as_uuid()])
-            .await?;
+        let ended = end_sessions(
+            self.store.slow,
+            &tx,
+            SessionScope::AllBut { user: id, keep },
+            SessionEndReason::PasswordChange,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(ended)
     }
 
     /// Renames a user (their own profile change).
@@ -255,23 +262,39 @@ impl Users<'_> {
         Ok(user_from_row(&row)?)
     }
 
-    /// Deletes a user; their projects and refresh tokens go with them.
-    pub async fn delete(&self, id: UserId) -> Result<(), StoreError> {
-        let client = self.store.client().await?;
-        match self
+    /// Deletes a user; their sessions end (the ended-sessions feed keeps
+    /// them, so that their access tokens stop working everywhere), and
+    /// their projects, sessions and refresh tokens go with them.
+    pub async fn delete(&self, id: UserId) -> Result<EndedSessions, StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let ended = end_sessions(
+            self.store.slow,
+            &tx,
+            SessionScope::AllOfUser(id),
+            SessionEndReason::UserDeleted,
+        )
+        .await?;
+        if self
             .store
             .slow
-            .execute(&client, &DELETE, &[id.as_uuid()])
+            .execute(&tx, &DELETE, &[id.as_uuid()])
             .await?
+            == 0
         {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
+            return Err(StoreError::NotFound);
         }
+        tx.commit().await?;
+        Ok(ended)
     }
 
-    /// Deletes a user as an admin asked: like [`Users::delete`] (projects
-    /// and refresh tokens cascade), but the last admin cannot be deleted.
-    pub async fn delete_unless_last_admin(&self, id: UserId) -> Result<(), UserChangeError> {
+    /// Deletes a user as an admin asked: like [`Users::delete`] (sessions
+    /// end; projects, sessions and tokens cascade), but the last admin
+    /// cannot be deleted.
+    pub async fn delete_unless_last_admin(
+        &self,
+        id: UserId,
+    ) -> Result<EndedSessions, UserChangeError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
         let admins = self.store.slow.query(&tx, &LOCK_ADMINS, &[]).await?;
@@ -279,6 +302,13 @@ impl Users<'_> {
             .iter()
             .any(|row| row.get::<_, uuid::Uuid>(0) == *id.as_uuid());
         ensure_an_admin_remains(target_is_admin, admins.len())?;
+        let ended = end_sessions(
+            self.store.slow,
+            &tx,
+            SessionScope::AllOfUser(id),
+            SessionEndReason::UserDeleted,
+        )
+        .await?;
         let deleted = self
             .store
             .slow
@@ -288,7 +318,7 @@ impl Users<'_> {
             return Err(StoreError::NotFound.into());
         }
         tx.commit().await?;
-        Ok(())
+        Ok(ended)
     }
 
     /// One page of users in id order (UUID v7: creation order), starting

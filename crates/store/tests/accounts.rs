@@ -1,9 +1,9 @@
-//! The users and refresh-token repositories against a real PostgreSQL.
+//! The users repository against a real PostgreSQL (sessions and their
+//! refresh tokens: `sessions.rs`).
 
 use projects_domain::{DomainError, Email, Role, UserId};
-use projects_store::{NewRefreshToken, NewUser, Rotation, Store, UserChangeError, UserUpdate};
+use projects_store::{NewUser, Store, UserChangeError, UserUpdate};
 use projects_testkit::TestDb;
-use time::{Duration, OffsetDateTime};
 
 async fn user(store: &Store, email: &str, role: Role) -> UserId {
     store
@@ -17,23 +17,6 @@ async fn user(store: &Store, email: &str, role: Role) -> UserId {
         .await
         .expect("insert")
         .id
-}
-
-fn hash(byte: u8) -> [u8; 32] {
-    [byte; 32]
-}
-
-async fn token(store: &Store, user_id: UserId, family: uuid::Uuid, byte: u8) {
-    store
-        .refresh_tokens()
-        .insert(&NewRefreshToken {
-            user_id,
-            family_id: family,
-            token_hash: hash(byte),
-            expires_at: OffsetDateTime::now_utc() + Duration::days(1),
-        })
-        .await
-        .expect("insert token");
 }
 
 #[tokio::test]
@@ -65,91 +48,6 @@ async fn emails_are_unique_in_any_letter_case() {
         !format!("{found:?}").contains("stub"),
         "Debug hides the hash"
     );
-}
-
-#[tokio::test]
-async fn rotation_marks_used_and_reuse_revokes_the_family() {
-    let db = TestDb::new().await;
-    let store = db.store();
-    let id = user(store, "a@example.com", Role::User).await;
-    let family = uuid::Uuid::now_v7();
-    token(store, id, family, 1).await;
-    let expires = OffsetDateTime::now_utc() + Duration::days(1);
-    let rotated = store
-        .refresh_tokens()
-        .rotate(hash(1), hash(2), expires)
-        .await
-        .expect("rotate");
-    assert!(matches!(rotated, Rotation::Rotated { user } if user.id == id));
-    let reused = store
-        .refresh_tokens()
-        .rotate(hash(1), hash(3), expires)
-        .await
-        .expect("rotate");
-    assert!(matches!(reused, Rotation::Reused { user_id } if user_id == id));
-    let after = store
-        .refresh_tokens()
-        .rotate(hash(2), hash(4), expires)
-        .await
-        .expect("rotate");
-    assert!(matches!(after, Rotation::Invalid), "the family is revoked");
-    let unknown = store
-        .refresh_tokens()
-        .rotate(hash(9), hash(5), expires)
-        .await
-        .expect("rotate");
-    assert!(matches!(unknown, Rotation::Invalid));
-}
-
-#[tokio::test]
-async fn concurrent_rotations_of_one_token_let_exactly_one_through() {
-    let db = TestDb::new().await;
-    let store = db.store();
-    let id = user(store, "a@example.com", Role::User).await;
-    for round in 0..5u8 {
-        let presented = 10 + round * 3;
-        token(store, id, uuid::Uuid::now_v7(), presented).await;
-        let expires = OffsetDateTime::now_utc() + Duration::days(1);
-        let tokens = store.refresh_tokens();
-        let (a, b) = tokio::join!(
-            tokens.rotate(hash(presented), hash(presented + 1), expires),
-            tokens.rotate(hash(presented), hash(presented + 2), expires),
-        );
-        let rotated = [a.expect("a"), b.expect("b")]
-            .iter()
-            .filter(|rotation| matches!(rotation, Rotation::Rotated { .. }))
-            .count();
-        assert_eq!(rotated, 1, "round {round}");
-    }
-}
-
-#[tokio::test]
-async fn a_password_change_revokes_every_token() {
-    let db = TestDb::new().await;
-    let store = db.store();
-    let id = user(store, "a@example.com", Role::User).await;
-    token(store, id, uuid::Uuid::now_v7(), 1).await;
-    token(store, id, uuid::Uuid::now_v7(), 2).await;
-    store
-        .users()
-        .change_password(id, "$argon2id$new")
-        .await
-        .expect("change");
-    let expires = OffsetDateTime::now_utc() + Duration::days(1);
-    for byte in [1, 2] {
-        let rotation = store
-            .refresh_tokens()
-            .rotate(hash(byte), hash(byte + 10), expires)
-            .await
-            .expect("rotate");
-        assert!(matches!(rotation, Rotation::Invalid));
-    }
-    let credentials = store
-        .users()
-        .find_credentials_by_id(id)
-        .await
-        .expect("found");
-    assert_eq!(credentials.password_hash, "$argon2id$new");
 }
 
 #[tokio::test]

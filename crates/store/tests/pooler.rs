@@ -10,8 +10,10 @@
 use std::time::{Duration, Instant};
 
 use projects_domain::inputs::NewProject;
-use projects_domain::{Email, ProjectAccess, ProjectStatus, Role, UserId};
-use projects_store::{NewUser, Store, StoreConfig, StoreError};
+use projects_domain::{Email, ProjectAccess, ProjectStatus, Role, SessionEndReason, UserId};
+use projects_store::{
+    NewSession, NewUser, Rotation, SessionPolicy, SessionScope, Store, StoreConfig, StoreError,
+};
 use projects_testkit::{PgBouncer, TestDb};
 
 const NEEDS: &str = "needs pgbouncer: `just test`, or scripts/pgbouncer bin then --run-ignored all";
@@ -83,12 +85,56 @@ async fn unnamed_statements_work_through_transaction_pooling() {
                     .set_name(owner, "Renamed")
                     .await
                     .expect("rename");
-                // A multi-statement transaction.
+                // Multi-statement transactions: a session's start, its
+                // rotation under the session lock, a password change that
+                // ends the others, and the feed poll.
+                let policy = SessionPolicy::default();
+                let first = [n as u8; 32];
+                let mut next = first;
+                next[0] = round;
+                next[1] = 0xee;
+                let session = store
+                    .sessions()
+                    .start(
+                        &NewSession {
+                            user_id: owner,
+                            first_token_hash: {
+                                let mut token = first;
+                                token[2] = round;
+                                token
+                            },
+                            user_agent: None,
+                            ip: None,
+                        },
+                        &policy,
+                    )
+                    .await
+                    .expect("start a session");
+                let mut presented = first;
+                presented[2] = round;
+                assert!(matches!(
+                    store
+                        .sessions()
+                        .rotate(presented, next, &policy)
+                        .await
+                        .expect("rotate"),
+                    Rotation::Rotated { .. }
+                ));
                 store
                     .users()
-                    .change_password(owner, "another-hash")
+                    .change_password(owner, "another-hash", session)
                     .await
                     .expect("change password");
+                store
+                    .sessions()
+                    .end(SessionScope::AllOfUser(owner), SessionEndReason::Revoked)
+                    .await
+                    .expect("end sessions");
+                store
+                    .sessions()
+                    .ended_since(0, Duration::from_secs(900))
+                    .await
+                    .expect("poll the feed");
                 store
                     .projects()
                     .delete(access, project.id)
@@ -103,6 +149,15 @@ async fn unnamed_statements_work_through_transaction_pooling() {
     }
     let listed = store.users().list(None, 100).await.expect("list");
     assert_eq!(listed.len(), 16);
+    // The cleanup's transaction-scoped advisory lock works through the
+    // pooler too: the 80 ended sessions go.
+    let cleaned = store
+        .sessions()
+        .cleanup_batch(1_000, Duration::from_secs(900))
+        .await
+        .expect("cleanup")
+        .expect("the lock is free");
+    assert_eq!(cleaned.sessions, 80);
     assert!(listed.iter().all(|user| user.name == "Renamed"));
     drop(bouncer);
 }

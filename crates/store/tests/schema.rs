@@ -110,7 +110,7 @@ async fn a_project_of_a_missing_owner_is_a_foreign_key_error() {
 }
 
 #[tokio::test]
-async fn deleting_a_user_cascades_to_projects_and_refresh_tokens() {
+async fn deleting_a_user_cascades_to_projects_sessions_and_refresh_tokens() {
     let db = TestDb::new().await;
     let client = db.client().await;
     let user = db
@@ -120,29 +120,43 @@ async fn deleting_a_user_cascades_to_projects_and_refresh_tokens() {
         .await
         .expect("user");
     insert_project(&client, user.id).await;
+    let session = Uuid::now_v7();
     client
         .execute(
-            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) \
-             VALUES ($1, $2, $3, $4, now() + interval '1 day')",
-            &[
-                &Uuid::now_v7(),
-                user.id.as_uuid(),
-                &Uuid::now_v7(),
-                &vec![7u8; 32],
-            ],
+            "INSERT INTO sessions (id, user_id, expires_at, idle_expires_at) \
+             VALUES ($1, $2, now() + interval '1 day', now() + interval '1 day')",
+            &[&session, user.id.as_uuid()],
+        )
+        .await
+        .expect("insert session");
+    client
+        .execute(
+            "INSERT INTO refresh_tokens (id, session_id, token_hash, expires_at) \
+             VALUES ($1, $2, $3, now() + interval '1 day')",
+            &[&Uuid::now_v7(), &session, &vec![7u8; 32]],
         )
         .await
         .expect("insert token");
 
     db.store().users().delete(user.id).await.expect("delete");
 
-    for table in ["projects", "refresh_tokens"] {
+    for table in ["projects", "sessions", "refresh_tokens"] {
         let row = client
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .await
             .expect("count");
         assert_eq!(row.get::<_, i64>(0), 0, "{table} must be empty");
     }
+    // The ended-sessions feed keeps the session: its access tokens must go
+    // on being refused after the user is gone.
+    let fed = client
+        .query_one(
+            "SELECT count(*) FROM session_endings WHERE session_id = $1",
+            &[&session],
+        )
+        .await
+        .expect("count");
+    assert_eq!(fed.get::<_, i64>(0), 1);
     let again = db.store().users().delete(user.id).await;
     assert!(matches!(again, Err(StoreError::NotFound)));
 }

@@ -36,8 +36,9 @@ pub struct TestApp {
     /// The state the app was built with (store, token service, hasher).
     pub state: AppState,
     call: Rc<Call>,
-    /// Dropped last: the database outlives the app's pool users.
-    pub db: TestDb,
+    /// Dropped last: the database outlives the app's pool users. Shared
+    /// with the app's other instances ([`TestApp::another_instance`]).
+    pub db: Rc<TestDb>,
 }
 
 impl std::fmt::Debug for TestApp {
@@ -116,6 +117,18 @@ impl TestApp {
     /// The app over `db` with a state of the test's choosing (e.g. a small
     /// body limit).
     pub async fn with_state(db: TestDb, state: AppState) -> Self {
+        Self::over(Rc::new(db), state).await
+    }
+
+    /// A second instance of the application over the same database, as
+    /// another server of a fleet would be: its own state (its own set of
+    /// ended sessions, its own rate-limit memory), one database.
+    pub async fn another_instance(&self) -> Self {
+        let state = AppState::for_tests(self.db.store().clone());
+        Self::over(Rc::clone(&self.db), state).await
+    }
+
+    async fn over(db: Rc<TestDb>, state: AppState) -> Self {
         let service = Rc::new(test::init_service(projects_http::app(state.clone())).await);
         let call: Rc<Call> = Rc::new(move |request| {
             let service = Rc::clone(&service);

@@ -1,5 +1,7 @@
 //! `CurrentUser`: the caller of an authenticated route, from `Authorization:
-//! Bearer <jwt>`, verified without a database round trip. `AdminUser`: the
+//! Bearer <jwt>`, verified without a database round trip: the signature and
+//! claims, and that the token's session has not ended (a lookup in this
+//! instance's set of ended sessions, see `revocations`). `AdminUser`: the
 //! same, after the database confirmed that the caller is an admin *now*, so
 //! that a demoted admin's unexpired token loses its rights at once.
 
@@ -10,7 +12,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use projects_auth::{AccessClaims, TokenError, bearer_token};
-use projects_domain::{Email, Role, User, UserId};
+use projects_domain::{Email, Role, SessionId, User, UserId};
 use projects_store::StoreError;
 
 use crate::{ApiError, AppState};
@@ -23,6 +25,8 @@ pub struct CurrentUser {
     pub id: UserId,
     pub email: Email,
     pub role: Role,
+    /// The session the access token belongs to (`sid`).
+    pub session_id: SessionId,
 }
 
 impl CurrentUser {
@@ -50,6 +54,7 @@ impl From<AccessClaims> for CurrentUser {
             id: claims.user_id,
             email: claims.email,
             role: claims.role,
+            session_id: claims.session_id,
         }
     }
 }
@@ -69,6 +74,11 @@ fn authenticate(req: &HttpRequest) -> Result<CurrentUser, ApiError> {
         .transpose();
     let token = header.and_then(bearer_token).map_err(token_error)?;
     let claims = state.tokens.verify(token).map_err(token_error)?;
+    if state.revocations.is_ended(&claims.session_id) {
+        return Err(ApiError::InvalidToken(
+            "the session of this access token has ended",
+        ));
+    }
     Ok(claims.into())
 }
 

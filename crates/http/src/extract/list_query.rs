@@ -1,5 +1,7 @@
 //! `ProjectListParams`: the query string of `GET /api/v1/projects`, each
-//! parameter checked with its own clear 400 message. Parameters are read as
+//! parameter checked with its own clear 400 message; `PageParams`: the
+//! `limit` and `cursor` of the lists that have nothing else (users,
+//! sessions). Parameters are read as
 //! text first so that a wrong value is reported by name rather than by a
 //! generic deserialisation error.
 
@@ -36,6 +38,24 @@ pub struct ProjectListParams {
     pub all: bool,
 }
 
+/// The page size every list shares (`Limit`: 1 to 100, default 20).
+fn parse_limit(raw: Option<&str>) -> Result<Limit, ApiError> {
+    match raw {
+        None => Ok(Limit::default()),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .and_then(|value| Limit::new(value).ok())
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`limit` must be an integer from {} to {}",
+                    Limit::MIN,
+                    Limit::MAX
+                ))
+            }),
+    }
+}
+
 fn bad(message: &str) -> ApiError {
     ApiError::BadRequest(message.to_owned())
 }
@@ -51,14 +71,7 @@ impl ProjectListParams {
                 ))
             })?
             .into_inner();
-        let limit = match raw.limit.as_deref() {
-            None => Limit::default(),
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .and_then(|value| Limit::new(value).ok())
-                .ok_or_else(|| bad("`limit` must be between 1 and 100"))?,
-        };
+        let limit = parse_limit(raw.limit.as_deref())?;
         let status = raw
             .status
             .as_deref()
@@ -95,6 +108,50 @@ impl ProjectListParams {
             owner_id,
             all,
         })
+    }
+}
+
+/// `limit` and `cursor`, parsed; other parameters are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageParams {
+    pub limit: Limit,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawPageParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl PageParams {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let raw = web::Query::<RawPageParams>::from_query(query)
+            .map_err(|_| bad("the query string is malformed"))?
+            .into_inner();
+        let limit = parse_limit(raw.limit.as_deref())?;
+        Ok(Self {
+            limit,
+            cursor: raw.cursor,
+        })
+    }
+
+    /// The `Link` header value of the next page of the list at `path`. The
+    /// cursor is base64url, so nothing needs escaping.
+    pub fn next_link(&self, path: &str, cursor: &str) -> String {
+        format!(
+            "<{path}?limit={}&cursor={cursor}>; rel=\"next\"",
+            self.limit.get()
+        )
+    }
+}
+
+impl FromRequest for PageParams {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::parse(req.query_string()))
     }
 }
 
@@ -139,6 +196,23 @@ mod tests {
         assert_eq!(params.sort, ProjectSort::NameDesc);
         assert_eq!(params.owner_id, Some(owner));
         assert!(params.all);
+    }
+
+    #[test]
+    fn page_params_read_limit_and_cursor() {
+        assert_eq!(PageParams::parse("").expect("valid"), PageParams::default());
+        let params = PageParams::parse("limit=5&cursor=abc&other=1").expect("valid");
+        assert_eq!(
+            (params.limit.get(), params.cursor.as_deref()),
+            (5, Some("abc"))
+        );
+        assert_eq!(
+            params.next_link("/api/v1/users", "xyz"),
+            "</api/v1/users?limit=5&cursor=xyz>; rel=\"next\""
+        );
+        for query in ["limit=0", "limit=101", "limit=x", "limit=1&limit=2"] {
+            assert!(PageParams::parse(query).is_err(), "{query}");
+        }
     }
 
     #[test]

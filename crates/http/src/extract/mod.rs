@@ -8,4 +8,4 @@ mod list_query;
 
 pub use current_user::{AdminUser, CurrentUser};
 pub use json::ValidatedJson;
-pub use list_query::ProjectListParams;
+pub use list_query::{PageParams, ProjectListParams};

@@ -15,6 +15,7 @@ fn claims_for(user: &TestUser) -> Claims {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     Claims {
         sub: *user.id.as_uuid(),
+        sid: uuid::Uuid::now_v7(),
         email: user.email.clone(),
         role: user.role,
         iat: now,

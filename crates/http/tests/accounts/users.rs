@@ -54,7 +54,7 @@ async fn patch_me_renames() {
 }
 
 #[actix_web::test]
-async fn patch_me_changes_the_password_and_revokes_every_refresh_token() {
+async fn patch_me_changes_the_password_and_ends_every_other_session() {
     let app = TestApp::new().await;
     let user = app.user().await;
     let (_, second_session) = app.login(&user.email, TEST_PASSWORD).await;
@@ -68,19 +68,36 @@ async fn patch_me_changes_the_password_and_revokes_every_refresh_token() {
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text);
     assert_eq!(response.body["name"], "Renamed");
-    for token in [
-        user.refresh_token.as_str(),
-        second_session["refresh_token"].as_str().expect("a token"),
-    ] {
-        let refreshed = app
-            .post_json(
-                "/api/v1/auth/refresh",
-                None,
-                &json!({ "refresh_token": token }),
-            )
-            .await;
-        assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
-    }
+    // The other session has ended: its refresh and access tokens are dead.
+    let refreshed = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({ "refresh_token": second_session["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/api/v1/users/me", second_session["access_token"].as_str())
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The session the change was made from goes on.
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&user.access_token))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let refreshed = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({ "refresh_token": user.refresh_token }),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
     let old = app
         .post_json(
             "/api/v1/auth/login",
@@ -441,7 +458,7 @@ async fn deleting_a_user_cascades_to_projects_and_tokens() {
     );
     let response = app.delete(&path, Some(&admin.access_token)).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
-    for table in ["projects", "refresh_tokens"] {
+    for table in ["projects", "sessions"] {
         let left: i64 = client
             .query_one(
                 &format!(
@@ -467,6 +484,14 @@ async fn deleting_a_user_cascades_to_projects_and_tokens() {
         )
         .await;
     assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
+    // Its access token is refused at once, even where no route reads the
+    // user (its sessions ended with the deletion).
+    assert_eq!(
+        app.get("/api/v1/projects", Some(&user.access_token))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         app.delete(&path, Some(&admin.access_token)).await.status,
         StatusCode::NOT_FOUND

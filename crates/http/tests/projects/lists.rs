@@ -104,7 +104,10 @@ async fn bad_query_parameters_are_400() {
         );
     }
     let response = list(&app, &ada, "?limit=101").await;
-    assert_eq!(response.body["detail"], "`limit` must be between 1 and 100");
+    assert_eq!(
+        response.body["detail"],
+        "`limit` must be an integer from 1 to 100"
+    );
     for query in ["?limit=1", "?limit=100"] {
         assert_eq!(
             list(&app, &ada, query).await.status,

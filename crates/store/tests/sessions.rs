@@ -1,0 +1,687 @@
+//! Sessions and their refresh tokens against a real PostgreSQL: rotation,
+//! the reuse grace, every kind of ending (and its race with rotation), the
+//! ended-sessions feed, expiry and cleanup.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use projects_domain::{Email, Role, SessionEndReason, SessionId, UserId};
+use projects_store::{NewSession, NewUser, Rotation, SessionPolicy, SessionScope, Store};
+use projects_testkit::TestDb;
+
+async fn user(store: &Store) -> UserId {
+    store
+        .users()
+        .insert(&NewUser {
+            email: Email::parse(&format!("u{}@example.com", uuid::Uuid::new_v4().simple()))
+                .expect("valid"),
+            name: "Someone".into(),
+            role: Role::User,
+            password_hash: "$argon2id$stub".into(),
+        })
+        .await
+        .expect("insert")
+        .id
+}
+
+/// A random "token hash": the store never sees tokens.
+fn hash() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    out
+}
+
+async fn start(store: &Store, user: UserId, first: [u8; 32], policy: &SessionPolicy) -> SessionId {
+    store
+        .sessions()
+        .start(
+            &NewSession {
+                user_id: user,
+                first_token_hash: first,
+                user_agent: Some("test".into()),
+                ip: Some("203.0.113.7".parse().expect("ip")),
+            },
+            policy,
+        )
+        .await
+        .expect("start")
+}
+
+fn no_grace() -> SessionPolicy {
+    SessionPolicy {
+        reuse_grace: Duration::ZERO,
+        ..SessionPolicy::default()
+    }
+}
+
+#[tokio::test]
+async fn rotation_moves_the_chain_and_reuse_after_the_grace_ends_the_session() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let id = user(store).await;
+    let policy = no_grace();
+    let (t0, t1, t2) = (hash(), hash(), hash());
+    let session = start(store, id, t0, &policy).await;
+    let rotated = store
+        .sessions()
+        .rotate(t0, t1, &policy)
+        .await
+        .expect("rotate");
+    assert!(
+        matches!(rotated, Rotation::Rotated { user, session: s } if user.id == id && s == session)
+    );
+    let reused = store
+        .sessions()
+        .rotate(t0, t1, &policy)
+        .await
+        .expect("rotate");
+    let Rotation::Reused { user_id, ended } = reused else {
+        panic!("expected reuse, got {reused:?}");
+    };
+    assert_eq!(user_id, id);
+    assert_eq!(
+        ended.sessions.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [session]
+    );
+    let after = store
+        .sessions()
+        .rotate(t1, t2, &policy)
+        .await
+        .expect("rotate");
+    assert!(matches!(after, Rotation::Invalid), "the session has ended");
+    let unknown = store
+        .sessions()
+        .rotate(hash(), hash(), &policy)
+        .await
+        .expect("rotate");
+    assert!(matches!(unknown, Rotation::Invalid));
+    let reason: String = db
+        .client()
+        .await
+        .query_one(
+            "SELECT end_reason FROM sessions WHERE id = $1",
+            &[session.as_uuid()],
+        )
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(reason, "reuse");
+}
+
+#[tokio::test]
+async fn a_duplicate_within_the_grace_gets_the_same_successor_and_ends_nothing() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let id = user(store).await;
+    let policy = SessionPolicy::default();
+    let (t0, t1, t2) = (hash(), hash(), hash());
+    let session = start(store, id, t0, &policy).await;
+    assert!(matches!(
+        store
+            .sessions()
+            .rotate(t0, t1, &policy)
+            .await
+            .expect("rotate"),
+        Rotation::Rotated { .. }
+    ));
+    for _ in 0..3 {
+        let again = store
+            .sessions()
+            .rotate(t0, t1, &policy)
+            .await
+            .expect("rotate");
+        assert!(matches!(again, Rotation::Duplicate { session: s, .. } if s == session));
+    }
+    // Once the successor has moved on, a duplicate is a 401 that ends nothing.
+    assert!(matches!(
+        store
+            .sessions()
+            .rotate(t1, t2, &policy)
+            .await
+            .expect("rotate"),
+        Rotation::Rotated { .. }
+    ));
+    assert!(matches!(
+        store
+            .sessions()
+            .rotate(t0, t1, &policy)
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    ));
+    let live = store.sessions().list(id, None, 10).await.expect("list");
+    assert_eq!(live.len(), 1, "still live");
+    // After the grace, the same presentation is reuse.
+    db.client()
+        .await
+        .execute(
+            "UPDATE refresh_tokens SET used_at = used_at - interval '11 seconds'",
+            &[],
+        )
+        .await
+        .expect("age");
+    assert!(matches!(
+        store
+            .sessions()
+            .rotate(t0, t1, &policy)
+            .await
+            .expect("rotate"),
+        Rotation::Reused { .. }
+    ));
+    assert!(
+        store
+            .sessions()
+            .list(id, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_presentations_of_one_token_rotate_once_and_the_rest_are_duplicates() {
+    let db = TestDb::new().await;
+    let store = db.store().clone();
+    let id = user(&store).await;
+    let policy = SessionPolicy::default();
+    let (t0, t1) = (hash(), hash());
+    start(&store, id, t0, &policy).await;
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.sessions().rotate(t0, t1, &policy).await })
+        })
+        .collect();
+    let mut rotated = 0;
+    for task in tasks {
+        match task.await.expect("joined").expect("rotate") {
+            Rotation::Rotated { .. } => rotated += 1,
+            Rotation::Duplicate { .. } => {}
+            other => panic!("a duplicate within the grace got {other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1);
+    assert_eq!(
+        store
+            .sessions()
+            .list(id, None, 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn endings_end_the_right_sessions_once() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let policy = SessionPolicy::default();
+    let ada = user(store).await;
+    let bob = user(store).await;
+    let a1 = start(store, ada, hash(), &policy).await;
+    let a2 = start(store, ada, hash(), &policy).await;
+    let a3 = start(store, ada, hash(), &policy).await;
+    let b1 = start(store, bob, hash(), &policy).await;
+    let sessions = store.sessions();
+    // Someone else's session is not found, and stays live.
+    let none = sessions
+        .end(
+            SessionScope::One {
+                user: ada,
+                session: b1,
+            },
+            SessionEndReason::Revoked,
+        )
+        .await
+        .expect("end");
+    assert!(none.is_empty());
+    let one = sessions
+        .end(
+            SessionScope::One {
+                user: ada,
+                session: a1,
+            },
+            SessionEndReason::Revoked,
+        )
+        .await
+        .expect("end");
+    assert_eq!(one.len(), 1);
+    let again = sessions
+        .end(
+            SessionScope::One {
+                user: ada,
+                session: a1,
+            },
+            SessionEndReason::Revoked,
+        )
+        .await
+        .expect("end");
+    assert!(again.is_empty(), "an ended session ends once");
+    let others = sessions
+        .end(
+            SessionScope::AllBut {
+                user: ada,
+                keep: a3,
+            },
+            SessionEndReason::Revoked,
+        )
+        .await
+        .expect("end");
+    assert_eq!(
+        others.sessions.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [a2]
+    );
+    let live: Vec<SessionId> = sessions
+        .list(ada, None, 10)
+        .await
+        .expect("list")
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, [a3]);
+    assert_eq!(sessions.list(bob, None, 10).await.expect("list").len(), 1);
+    // Deleting a user ends their sessions, and the feed keeps saying so.
+    let ended = store.users().delete(bob).await.expect("delete");
+    assert_eq!(
+        ended.sessions.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [b1]
+    );
+    let feed = sessions
+        .ended_since(0, Duration::from_secs(900))
+        .await
+        .expect("feed");
+    let mut fed: Vec<SessionId> = feed.ended.iter().map(|(s, _)| *s).collect();
+    fed.sort();
+    let mut expected = vec![a1, a2, b1];
+    expected.sort();
+    assert_eq!(fed, expected);
+}
+
+#[tokio::test]
+async fn the_feed_cursor_returns_only_what_came_since_and_never_skips() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let policy = SessionPolicy::default();
+    let ada = user(store).await;
+    let s1 = start(store, ada, hash(), &policy).await;
+    let s2 = start(store, ada, hash(), &policy).await;
+    let window = Duration::from_secs(900);
+    let first = store.sessions().ended_since(0, window).await.expect("feed");
+    assert!(first.ended.is_empty());
+    store
+        .sessions()
+        .end(
+            SessionScope::One {
+                user: ada,
+                session: s1,
+            },
+            SessionEndReason::Logout,
+        )
+        .await
+        .expect("end");
+    // A transaction that ends s2 but has not committed yet when a poll runs.
+    let mut client = db.client().await;
+    let tx = client.transaction().await.expect("tx");
+    tx.execute(
+        "UPDATE sessions SET ended_at = now(), end_reason = 'revoked' WHERE id = $1",
+        &[s2.as_uuid()],
+    )
+    .await
+    .expect("end s2");
+    tx.execute(
+        "INSERT INTO session_endings (session_id) VALUES ($1)",
+        &[s2.as_uuid()],
+    )
+    .await
+    .expect("feed s2");
+    let second = store
+        .sessions()
+        .ended_since(first.next_cursor, window)
+        .await
+        .expect("feed");
+    assert_eq!(
+        second.ended.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [s1]
+    );
+    tx.commit().await.expect("commit");
+    let third = store
+        .sessions()
+        .ended_since(second.next_cursor, window)
+        .await
+        .expect("feed");
+    assert!(
+        third.ended.iter().any(|(s, _)| *s == s2),
+        "the late commit is in the next poll"
+    );
+    // Entries older than the window are not reloaded.
+    let old = store
+        .sessions()
+        .ended_since(0, Duration::from_millis(1))
+        .await
+        .expect("feed");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(old.ended.len() <= 2);
+    let none = store
+        .sessions()
+        .ended_since(0, Duration::from_millis(1))
+        .await
+        .expect("feed");
+    assert!(none.ended.is_empty());
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_absolute_limit_whatever_its_refreshes() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let ada = user(store).await;
+    let policy = SessionPolicy {
+        max_age: Duration::from_secs(3),
+        idle_ttl: Duration::from_secs(86_400),
+        reuse_grace: Duration::ZERO,
+    };
+    let mut token = hash();
+    start(store, ada, token, &policy).await;
+    let sessions = store.sessions();
+    let listed = sessions.list(ada, None, 10).await.expect("list");
+    assert!(listed[0].expires_at - listed[0].created_at <= time::Duration::seconds(3));
+    let started = std::time::Instant::now();
+    let mut refreshed = 0;
+    loop {
+        let next = hash();
+        match sessions.rotate(token, next, &policy).await.expect("rotate") {
+            Rotation::Rotated { .. } => {
+                token = next;
+                refreshed += 1;
+            }
+            Rotation::Invalid => break,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(refreshed >= 2, "it was refreshed before it expired");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before its limit"
+    );
+    assert!(sessions.list(ada, None, 10).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn cleanup_removes_only_dead_rows_and_keeps_the_feed_the_reload_needs() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let policy = SessionPolicy::default();
+    let ada = user(store).await;
+    let live = start(store, ada, hash(), &policy).await;
+    let ended = start(store, ada, hash(), &policy).await;
+    let expired = start(store, ada, hash(), &policy).await;
+    let old_ended = start(store, ada, hash(), &policy).await;
+    let sessions = store.sessions();
+    for session in [ended, old_ended] {
+        sessions
+            .end(
+                SessionScope::One { user: ada, session },
+                SessionEndReason::Logout,
+            )
+            .await
+            .expect("end");
+    }
+    let client = db.client().await;
+    client
+        .execute(
+            "UPDATE sessions SET idle_expires_at = now() - interval '1 second' WHERE id = $1",
+            &[expired.as_uuid()],
+        )
+        .await
+        .expect("expire");
+    client
+        .execute(
+            "UPDATE session_endings SET ended_at = now() - interval '2 hours' WHERE session_id = $1",
+            &[old_ended.as_uuid()],
+        )
+        .await
+        .expect("age");
+    let window = Duration::from_secs(900 + 65);
+    let batch = sessions
+        .cleanup_batch(1_000, window)
+        .await
+        .expect("cleanup")
+        .expect("the lock is free");
+    assert_eq!((batch.sessions, batch.feed_entries), (3, 1));
+    let remaining: Vec<uuid::Uuid> = client
+        .query("SELECT id FROM sessions", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(remaining, [*live.as_uuid()]);
+    let tokens: i64 = client
+        .query_one("SELECT count(*) FROM refresh_tokens", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(tokens, 1, "the dead sessions' tokens went with them");
+    let feed: Vec<uuid::Uuid> = client
+        .query("SELECT session_id FROM session_endings", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        feed,
+        [*ended.as_uuid()],
+        "the recent ending stays in the feed"
+    );
+    // Bounded: a batch of 1 removes at most one of each kind.
+    for _ in 0..3 {
+        let session = start(store, ada, hash(), &policy).await;
+        sessions
+            .end(
+                SessionScope::One { user: ada, session },
+                SessionEndReason::Logout,
+            )
+            .await
+            .expect("end");
+    }
+    let small = sessions
+        .cleanup_batch(1, window)
+        .await
+        .expect("cleanup")
+        .expect("free");
+    assert_eq!(small.sessions, 1);
+    // One instance at a time: while another holds the lock, a batch skips.
+    let mut holder = db.client().await;
+    let tx = holder.transaction().await.expect("tx");
+    let held: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1)",
+            &[&0x7365_7373_636c_6e75_i64],
+        )
+        .await
+        .expect("lock")
+        .get(0);
+    assert!(held);
+    assert!(
+        sessions
+            .cleanup_batch(1, window)
+            .await
+            .expect("cleanup")
+            .is_none()
+    );
+    tx.rollback().await.expect("release");
+    assert!(
+        sessions
+            .cleanup_batch(1, window)
+            .await
+            .expect("cleanup")
+            .is_some()
+    );
+}
+
+/// The kinds of ending that race a rotation.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    PasswordChange,
+    Logout,
+    Reuse,
+    EndOne,
+}
+
+/// An attacker refreshes a stolen token in a loop while the owner ends the
+/// session; once the ending has answered, no token of the session may work,
+/// including one whose rotation was in flight. Run many times per kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_token_survives_an_ending_that_raced_a_rotation() {
+    const TRIALS: usize = 40;
+    let db = TestDb::new().await;
+    let store = db.store().clone();
+    let policy = no_grace();
+    let owner = user(&store).await;
+    let mut rotations_after_start = 0;
+    for kind in [
+        Ending::PasswordChange,
+        Ending::Logout,
+        Ending::Reuse,
+        Ending::EndOne,
+    ] {
+        for trial in 0..TRIALS {
+            let first = hash();
+            let session = start(&store, owner, first, &policy).await;
+            // The session the owner changes the password from.
+            let keeper = start(&store, owner, hash(), &policy).await;
+            // Let the attacker rotate a few times first.
+            let mut current = first;
+            for _ in 0..(trial % 3) {
+                let next = hash();
+                let rotated = store
+                    .sessions()
+                    .rotate(current, next, &policy)
+                    .await
+                    .expect("rotate");
+                assert!(matches!(rotated, Rotation::Rotated { .. }));
+                current = next;
+            }
+            let answered = Arc::new(AtomicBool::new(false));
+            let attacker = {
+                let store = store.clone();
+                let answered = Arc::clone(&answered);
+                tokio::spawn(async move {
+                    let mut token = current;
+                    let mut rotated = 0;
+                    loop {
+                        let after_answer = answered.load(Ordering::SeqCst);
+                        let next = hash();
+                        match store
+                            .sessions()
+                            .rotate(token, next, &policy)
+                            .await
+                            .expect("rotate")
+                        {
+                            Rotation::Rotated { .. } => {
+                                assert!(
+                                    !after_answer,
+                                    "a rotation started after the ending answered succeeded"
+                                );
+                                token = next;
+                                rotated += 1;
+                            }
+                            Rotation::Invalid => return (token, rotated),
+                            other => panic!("the attacker got {other:?}"),
+                        }
+                    }
+                })
+            };
+            // Stagger the ending against the loop.
+            tokio::time::sleep(Duration::from_micros(200 * (trial as u64 % 10))).await;
+            let ended = match kind {
+                Ending::PasswordChange => store
+                    .users()
+                    .change_password(owner, "$argon2id$new", keeper)
+                    .await
+                    .expect("change"),
+                Ending::Logout => store
+                    .sessions()
+                    .end_by_token(first, SessionEndReason::Logout)
+                    .await
+                    .expect("logout"),
+                Ending::Reuse => match store
+                    .sessions()
+                    .rotate(first, hash(), &policy)
+                    .await
+                    .expect("reuse")
+                {
+                    Rotation::Reused { ended, .. } => ended,
+                    other => panic!("{kind:?} trial {trial}: expected reuse, got {other:?}"),
+                },
+                Ending::EndOne => store
+                    .sessions()
+                    .end(
+                        SessionScope::One {
+                            user: owner,
+                            session,
+                        },
+                        SessionEndReason::Revoked,
+                    )
+                    .await
+                    .expect("end"),
+            };
+            answered.store(true, Ordering::SeqCst);
+            assert!(
+                ended.sessions.iter().any(|(s, _)| *s == session),
+                "{kind:?} trial {trial}: the session was ended by this call"
+            );
+            let (last, rotated) = attacker.await.expect("the attacker's invariant held");
+            rotations_after_start += rotated;
+            // The newest token the attacker holds, and every earlier one, is dead.
+            for token in [last, current, first] {
+                assert!(
+                    matches!(
+                        store
+                            .sessions()
+                            .rotate(token, hash(), &policy)
+                            .await
+                            .expect("rotate"),
+                        Rotation::Invalid
+                    ),
+                    "{kind:?} trial {trial}: a token of the ended session still works"
+                );
+            }
+            // The owner's other session is untouched by a single ending.
+            if !matches!(kind, Ending::PasswordChange) {
+                store
+                    .sessions()
+                    .end(
+                        SessionScope::One {
+                            user: owner,
+                            session: keeper,
+                        },
+                        SessionEndReason::Revoked,
+                    )
+                    .await
+                    .expect("tidy");
+            } else {
+                let live = store.sessions().list(owner, None, 10).await.expect("list");
+                assert_eq!(live.iter().map(|s| s.id).collect::<Vec<_>>(), [keeper]);
+                store
+                    .sessions()
+                    .end(
+                        SessionScope::One {
+                            user: owner,
+                            session: keeper,
+                        },
+                        SessionEndReason::Revoked,
+                    )
+                    .await
+                    .expect("tidy");
+            }
+        }
+    }
+    // The attacker really was rotating while the endings ran.
+    assert!(rotations_after_start > 0, "the race never happened");
+}
