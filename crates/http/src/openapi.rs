@@ -186,6 +186,9 @@ const CLOSED_INPUTS: &[&str] = &[
     "UserPatch",
     "NewProject",
     "ProjectPatch",
+    "PasswordResetRequest",
+    "PasswordResetConfirm",
+    "TokenConfirm",
 ];
 
 /// Marks `CLOSED_INPUTS` closed (utoipa derives that only from serde's

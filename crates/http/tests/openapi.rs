@@ -137,6 +137,30 @@ fn every_operation_is_tagged_and_every_body_has_an_example() {
     }
 }
 
+/// The JSON extractor rejects unknown fields in every request body (422,
+/// `unknown_field`), so every body schema must say so: a generated client or
+/// a conformance run would otherwise send extra properties as valid.
+#[test]
+fn every_request_body_is_closed_to_unknown_fields() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    for (method, path) in operations(&doc) {
+        let Some(body) = doc["paths"][&path][&method].get("requestBody") else {
+            continue;
+        };
+        let schema = &body["content"]["application/json"]["schema"];
+        let name = schema["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .unwrap_or_else(|| panic!("{method} {path}: the body is not a named schema"));
+        assert_eq!(
+            schemas[name]["additionalProperties"],
+            Value::Bool(false),
+            "{method} {path}: {name} must be closed (add it to CLOSED_INPUTS)"
+        );
+    }
+}
+
 /// The route macros in this crate's sources: (method, path as written).
 fn routes_in_sources() -> Vec<(String, String, PathBuf)> {
     let mut routes = Vec::new();

@@ -126,7 +126,7 @@ pub struct PasswordResetConfirm {
     /// The token of the mailed link.
     #[garde(required, length(chars, min = 1, max = 512))]
     #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 512, example = "q5dM8xKc1vJ0bN3rT7yW2eA9sF4gH6jL0zX8cV1bN2m")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$", example = "q5dM8xKc1vJ0bN3rT7yW2eA9sF4gH6jL0zX8cV1bN2m")]
     pub token: Option<String>,
     /// The new password: 8 to 128 characters, not easily guessed.
     #[garde(required, length(chars, min = MIN_PASSWORD_CHARS, max = MAX_PASSWORD_CHARS))]
@@ -150,7 +150,7 @@ pub struct TokenConfirm {
     /// The token of the mailed link.
     #[garde(required, length(chars, min = 1, max = 512))]
     #[serde(default)]
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 512, example = "q5dM8xKc1vJ0bN3rT7yW2eA9sF4gH6jL0zX8cV1bN2m")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$", example = "q5dM8xKc1vJ0bN3rT7yW2eA9sF4gH6jL0zX8cV1bN2m")]
     pub token: Option<String>,
 }
 
