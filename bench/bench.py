@@ -325,8 +325,12 @@ def prepare(ctx: Context) -> None:
                             f"FROM generate_series(1, {plan.projects}) AS n")
     (ctx.workdir / "ids.txt").write_text(rows + "\n")
     ctx.ids = [(line.split()[0], int(line.split()[1])) for line in rows.splitlines()]
-    (ctx.workdir / "login.json").write_text(
-        json.dumps({"email": "bench-0@example.com", "password": PASSWORD}))
+    # One login body per bench user: wrk's threads walk them in turn, so no
+    # account sees more than a couple of logins at once (the per-account
+    # password-check throttle answers 429 past three at once, as it should).
+    (ctx.workdir / "logins.txt").write_text("".join(
+        json.dumps({"email": f"bench-{k}@example.com", "password": PASSWORD}) + "\n"
+        for k in range(plan.users)))
     say(f"seeded {plan.users} users and {plan.projects} projects in {time.monotonic() - started:.1f}s")
     if ctx.auth_missing:
         return
@@ -365,7 +369,7 @@ def probe(ctx: Context, scenario: str) -> str | None:
                   {"description": "Patched by the bench probe."}, token, 200),
         "create": ("POST", "/api/v1/projects", {"name": "Bench probe"}, token, 201),
         "login": ("POST", "/api/v1/auth/login",
-                  json.loads((ctx.workdir / "login.json").read_text()), None, 200),
+                  json.loads((ctx.workdir / "logins.txt").read_text().splitlines()[0]), None, 200),
     }
     method, path, body, tok, expected = checks[scenario]
     status, _ = http(base, method, path, body, tok)

@@ -5,14 +5,15 @@
 -- WORKDIR holds what bench.py prepared:
 --   tokens.txt  line k+1 = an access token of bench user k
 --   ids.txt     one "project_id owner_index" per line (every seeded project)
---   login.json  the fixed body of the login scenarios
+--   logins.txt  one login body per bench user, walked in turn by each thread
 --
 -- Each request picks a random project (and uses its owner's token) or a
 -- random user, so the server sees the spread of ids and tokens that
 -- pgbench's `random()` gives its ceiling. done() prints one JSON line that
 -- starts with "BENCH_RESULT " for bench.py to read.
 
-local scenario, tokens, ids, owners, login_body
+local scenario, tokens, ids, owners, logins
+local next_login = 0
 local counter = 0
 
 -- Each thread gets its own seed, so threads do not replay one sequence.
@@ -31,13 +32,6 @@ local function lines(path)
    return out
 end
 
-local function read_all(path)
-   local file = assert(io.open(path, "r"), "cannot open " .. path)
-   local text = file:read("*a")
-   file:close()
-   return text
-end
-
 local json_headers = { ["Content-Type"] = "application/json" }
 local static_request
 
@@ -50,8 +44,11 @@ function init(args)
       return
    end
    if scenario == "login" then
-      login_body = read_all(dir .. "/login.json")
-      static_request = wrk.format("POST", "/api/v1/auth/login", json_headers, login_body)
+      logins = {}
+      for i, body in ipairs(lines(dir .. "/logins.txt")) do
+         logins[i] = wrk.format("POST", "/api/v1/auth/login", json_headers, body)
+      end
+      next_login = math.random(#logins)
       return
    end
    tokens = {}
@@ -74,6 +71,10 @@ local patch_body = '{"description":"Patched by the patch scenario of the bench."
 function request()
    if static_request then
       return static_request
+   end
+   if logins then
+      next_login = next_login % #logins + 1
+      return logins[next_login]
    end
    if scenario == "get" then
       local n = math.random(#ids)
