@@ -62,7 +62,7 @@ DESCRIPTIONS = {
     "list": "GET /api/v1/projects?limit=20, random user",
     "patch": "PATCH /api/v1/projects/{id} (description), random ids",
     "create": "POST /api/v1/projects",
-    "login": "POST /api/v1/auth/login, fixed body",
+    "login": "POST /api/v1/auth/login, each bench user in turn",
     "get_during_login_flood": "GET /api/v1/projects/{id} while a login flood runs beside it",
 }
 NEEDS_TOKENS = {"get", "list", "patch", "create", "get_during_login_flood"}
