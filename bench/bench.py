@@ -129,7 +129,8 @@ class Server:
 
     def __init__(self, binary: Path, database_url: str, workdir: Path, pool_size: int | None,
                  workers: int | None = None, *, wrapper: list[str] | None = None,
-                 jwt_secret: str | None = None, log_name: str = "server.log"):
+                 jwt_secret: str | None = None, log_name: str = "server.log",
+                 extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -146,6 +147,7 @@ class Server:
             # Long enough that the tokens outlive a full run.
             "ACCESS_TOKEN_TTL_SECONDS": "14400",
         }
+        env.update(extra_env or {})
         if pool_size:
             env["DATABASE_POOL_SIZE"] = str(pool_size)
         if workers:

@@ -5,9 +5,11 @@ Python standard library only. The release server runs under
 `valgrind --tool=callgrind` with one HTTP worker; for each scenario it is
 started twice, once for N1 and once for N2 requests of that one kind, sent
 one after the other over one keep-alive connection, and stopped with
-SIGTERM (callgrind writes its totals at exit). Everything but the requests
-(start-up, migrations, the first database connection, shutdown) is the same
-in both runs, so
+SIGTERM (callgrind writes its totals at exit). The short run stays up, idle,
+as long as the long one did, so that the background tasks (timers, the
+ended-sessions poll) run as long in both. Everything but the requests
+(start-up, migrations, the first database connection, background work,
+shutdown) is then the same in both runs, so
 
     instructions per request = (I(N2) - I(N1)) / (N2 - N1)
 
@@ -112,29 +114,37 @@ def callgrind_total(path: Path) -> int:
 
 
 def measure(args, db_url: str, secret: str, scenario: str, count: int, token: str,
-            ids: list[str], workdir: Path) -> int:
+            ids: list[str], workdir: Path, serve_for: float = 0) -> tuple[int, float]:
+    """Instructions of a server that answered `count` requests, and how long
+    it served. `serve_for`: keep it up at least that long after it was
+    ready, so that its background tasks (timers, the ended-sessions poll)
+    run as long as in the other run and cancel out of the difference."""
     out = workdir / f"callgrind.{scenario}.{count}.out"
     out.unlink(missing_ok=True)
     wrapper = ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}"]
     server = bench.Server(args.binary.resolve(), db_url, workdir, None, workers=1,
                           wrapper=wrapper, jwt_secret=secret,
-                          log_name=f"server.{scenario}.{count}.log")
+                          log_name=f"server.{scenario}.{count}.log", extra_env=args.env_vars)
     try:
         server.wait_ready(seconds=300)
+        ready = time.monotonic()
         Driver(scenario, token, ids).run(server.port, count)
+        time.sleep(max(0.0, serve_for - (time.monotonic() - ready)))
+        served = time.monotonic() - ready
     finally:
         server.stop()
     if server.process.returncode != 0:
         raise RuntimeError(f"the server under valgrind exited with {server.process.returncode}; "
                            f"see {server.log_path}")
-    return callgrind_total(out)
+    return callgrind_total(out), served
 
 
 def seed(args, db_url: str, secret: str, workdir: Path) -> tuple[str, list[str]]:
     """Migrates and seeds the database through a native server (argon2 under
     valgrind would take minutes); returns user 0's token and project ids."""
     server = bench.Server(args.binary.resolve(), db_url, workdir, None, workers=1,
-                          jwt_secret=secret, log_name="server.seed.log")
+                          jwt_secret=secret, log_name="server.seed.log",
+                          extra_env=args.env_vars)
     try:
         server.wait_ready()
         status, _ = bench.http(server.base, "POST", "/api/v1/auth/register",
@@ -193,7 +203,10 @@ def main() -> int:
     parser.add_argument("--name", help="results file name (default instructions-DATE-COMMIT)")
     parser.add_argument("--commit", help="the commit the binary was built from (default: this "
                                          "checkout's HEAD, +dirty when its sources changed)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a server variable over bench.py's (e.g. METRICS_ADDR=127.0.0.1:0)")
     args = parser.parse_args()
+    args.env_vars = dict(item.split("=", 1) for item in args.env)
     scenarios = args.scenarios.split(",") if args.scenarios else ORDER
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
@@ -214,9 +227,14 @@ def main() -> int:
         token, ids = seed(args, db_url, secret, workdir)
         for scenario in scenarios:
             totals = {}
-            for count in (args.n1, args.n2):
+            # The long run first: the short one then stays up as long, idle
+            # after its requests.
+            served = 0.0
+            for count in (args.n2, args.n1):
                 t0 = time.monotonic()
-                totals[count] = measure(args, db_url, secret, scenario, count, token, ids, workdir)
+                totals[count], took = measure(args, db_url, secret, scenario, count, token, ids,
+                                              workdir, serve_for=served)
+                served = max(served, took)
                 say(f"{scenario}: {count} requests, {totals[count]:,} instructions "
                     f"({time.monotonic() - t0:.0f} s)")
             per = round((totals[args.n2] - totals[args.n1]) / (args.n2 - args.n1))
@@ -238,7 +256,8 @@ def main() -> int:
         "commit": commit + ("+dirty" if dirty else ""),
         "method": {"n1": args.n1, "n2": args.n2, "http_workers": 1,
                    "tool": bench.tool_version(["valgrind", "--version"]),
-                   "server_env": "bench.py's (RUST_LOG=warn, limits off, JSON logs)",
+                   "server_env": "bench.py's (RUST_LOG=warn, limits off, JSON logs, "
+                                 "metrics off)" + "".join(f", {item}" for item in args.env),
                    "seed": f"{USERS} users, {PROJECTS} projects"},
         "machine": {"kernel": platform.release(), "arch": platform.machine()},
         "seconds": round(time.monotonic() - started),
