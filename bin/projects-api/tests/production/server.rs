@@ -31,10 +31,24 @@ impl Server {
         database_url: &str,
         vars: &[(&str, &str)],
     ) -> Self {
+        Self::start_under_ulimit(&format!("-Sn {soft}"), database_url, vars).await
+    }
+
+    /// [`Server::start`] with both limits on open files set to `limit`,
+    /// so the server cannot raise it.
+    pub async fn start_with_hard_open_files(
+        limit: u64,
+        database_url: &str,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        Self::start_under_ulimit(&format!("-n {limit}"), database_url, vars).await
+    }
+
+    async fn start_under_ulimit(ulimit: &str, database_url: &str, vars: &[(&str, &str)]) -> Self {
         let mut command = Command::new("sh");
         command
             .arg("-c")
-            .arg(format!("ulimit -Sn {soft} && exec \"$0\" serve"))
+            .arg(format!("ulimit {ulimit} && exec \"$0\" serve"))
             .arg(env!("CARGO_BIN_EXE_projects-api"));
         Self::start_command(command, database_url, vars).await
     }
