@@ -230,9 +230,8 @@ async fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert_ne!(fields[3], "256", "{line}");
     assert!(
         server
-            .logs()
-            .iter()
-            .any(|l| l.contains("connection limits") && l.contains("per_worker")),
+            .logged(|l| l.contains("connection limits") && l.contains("per_worker"))
+            .await,
         "{:#?}",
         server.logs()
     );
@@ -258,9 +257,10 @@ async fn a_connection_flood_waits_in_the_backlog_instead_of_exhausting_descripto
     .await;
     assert!(
         server
-            .logs()
-            .iter()
-            .any(|l| l.contains("connection limits") && l.contains("\"connections.per_worker\":32")),
+            .logged(
+                |l| l.contains("connection limits") && l.contains("\"connections.per_worker\":32")
+            )
+            .await,
         "128 descriptors, one worker: 32 connections; {:#?}",
         server.logs()
     );
