@@ -106,7 +106,9 @@ struct Verified {
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 /// jsonwebtoken's `exp` rule: expired once `exp` is more than the leeway in
@@ -350,7 +352,11 @@ mod tests {
         service.verify(&signed).expect("verifies again");
         let mut changed_signature = signed.clone().into_bytes();
         let last = changed_signature.len() - 2;
-        changed_signature[last] = if changed_signature[last] == b'A' { b'B' } else { b'A' };
+        changed_signature[last] = if changed_signature[last] == b'A' {
+            b'B'
+        } else {
+            b'A'
+        };
         let changed_signature = String::from_utf8(changed_signature).expect("ascii");
         assert_eq!(service.verify(&changed_signature), Err(TokenError::Invalid));
         let other_key = sign(
