@@ -14,7 +14,7 @@ use projects_store::ProjectUpdate;
 
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
-use crate::openapi::{
+use crate::problem_responses::{
     BadRequest, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors, Unauthorized,
 };
 use crate::{ApiError, AppState};

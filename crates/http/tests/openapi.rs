@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use actix_web::http::{Method, StatusCode};
 use actix_web::test as http_test;
 use projects_http::AppState;
-use projects_http::openapi::{DOCS_CSP, openapi_json};
+use projects_http::docs::DOCS_CSP;
+use projects_http::openapi::openapi_json;
 use projects_testkit::TestDb;
 use serde_json::Value;
 
