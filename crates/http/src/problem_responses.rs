@@ -80,9 +80,10 @@ problem_responses! {
     /// 403 on login when `REQUIRE_VERIFIED_EMAIL` is on.
     EmailNotVerified: "The password is right, but the address is not verified yet \
         (only when the server requires verified addresses)", ApiError::EmailNotVerified, [];
-    /// 400 for an account token.
+    /// 400 for an account token (it replaces `BadRequest` on the routes
+    /// that take one, so it names malformed JSON too).
     InvalidAccountToken: "The link's token is unknown, used, expired or tampered with; \
-        nothing changed", ApiError::InvalidAccountToken, [];
+        nothing changed. Also malformed JSON", ApiError::InvalidAccountToken, [];
     /// 404.
     NotFound: "No such resource, or one the caller may not see", ApiError::NotFound, [];
     /// 405.
