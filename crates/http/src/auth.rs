@@ -10,13 +10,14 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use projects_auth::{RefreshToken, Verification};
 use projects_domain::inputs::{Login, RefreshRequest, Registration};
-use projects_domain::{Role, SessionEndReason, SessionId, User, UserId};
+use projects_domain::{Role, SessionEndReason, SessionId, User};
 use projects_store::{NewSession, NewUser, Rotation, StoreError};
 use serde::Serialize;
 
+use crate::audit::log_attempt;
 use crate::client_ip::ClientIp;
 use crate::extract::ValidatedJson;
-use crate::openapi::{
+use crate::problem_responses::{
     Conflict, EmailNotVerified, JsonBodyErrors, ServerErrors, TooManyPasswordChecks, Unauthorized,
 };
 use crate::sessions::record_ending;
@@ -41,11 +42,22 @@ pub struct Tokens {
     /// An opaque token for `POST /api/v1/auth/refresh` and `/logout`;
     /// it works once.
     pub refresh_token: String,
-    #[schema(value_type = String, example = "Bearer", pattern = "^Bearer$")]
+    /// Always `Bearer`.
+    #[schema(schema_with = bearer_only)]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     #[schema(minimum = 0, example = 900)]
     pub expires_in: u64,
+}
+
+/// The schema of `token_type`: the one value `Bearer`, as an enum (utoipa 5
+/// has no `const`), so that typed clients get a literal type.
+fn bearer_only() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("Always `Bearer`."))
+        .enum_values(Some(["Bearer"]))
+        .build()
 }
 
 impl std::fmt::Debug for Tokens {
@@ -107,31 +119,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(logout);
 }
 
-/// Logs one authentication attempt.
-pub(crate) fn log_attempt(
-    req: &HttpRequest,
-    event: &'static str,
-    outcome: &'static str,
-    user_id: Option<UserId>,
-) {
-    // The address the limits used, decided once for the request (never a
-    // header the client chose, unless through a trusted proxy).
-    let client_ip = ClientIp::of_handled(req);
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()));
-    tracing::info!(
-        auth.event = event,
-        auth.outcome = outcome,
-        user.id = user_id.map(|id| id.to_string()),
-        client.ip = client_ip.map(tracing::field::display),
-        request_id,
-        "authentication attempt"
-    );
-}
-
 /// The longest `User-Agent` a session keeps, in characters.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
@@ -182,8 +169,10 @@ fn tokens_for(
     })
 }
 
-/// `POST /api/v1/auth/register`: 201 `{user, tokens}`; 409 when the e-mail
-/// is taken in any letter case.
+/// Register a user.
+///
+/// 201 `{user, tokens}`: the new user and the tokens of their first session;
+/// 409 when the e-mail is taken in any letter case.
 #[utoipa::path(
     tag = "auth",
     operation_id = "register",
@@ -219,12 +208,12 @@ pub async fn register(
     };
     // The user, their verification link and its message: one transaction.
     let (token_id, token) =
-        crate::accounts::verification_token(&state.account_tokens, &state.accounts);
+        crate::account_mail::verification_token(&state.account_tokens, &state.accounts);
     let registered = state
         .store
         .account_tokens()
         .register(&new_user, &token, |user| {
-            crate::accounts::verification_mail(user, token_id, &state.accounts)
+            crate::account_mail::verification_mail(user, token_id, &state.accounts)
         })
         .await;
     let user = match registered {
@@ -244,10 +233,12 @@ pub async fn register(
         .json(Session { user, tokens }))
 }
 
-/// `POST /api/v1/auth/login`: 200 `{user, tokens}`; 401 with one body for
-/// an unknown e-mail and a wrong password, which both cost one argon2
-/// verification. Password checks of one address are throttled, known or
-/// not (429 with `Retry-After`, see `PasswordChecks`).
+/// Log in.
+///
+/// 200 `{user, tokens}`: a new session; 401 with one body for an unknown
+/// e-mail and a wrong password, which both cost one argon2 verification.
+/// Password checks of one address are throttled, known or not (429 with
+/// `Retry-After`, see `PasswordChecks`).
 #[utoipa::path(
     tag = "auth",
     operation_id = "login",
@@ -320,10 +311,12 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(Session { user, tokens }))
 }
 
-/// `POST /api/v1/auth/refresh`: 200 `{tokens}`; the presented token stops
-/// working. Presented again within the reuse grace, it gets the same new
-/// refresh token (while that one is unused; else 401, ending nothing);
-/// after the grace, it ends its session (401).
+/// Rotate the tokens.
+///
+/// 200 `{tokens}`; the presented refresh token stops working. Presented again
+/// within the reuse grace, it gets the same new refresh token (while that one
+/// is unused; else 401, ending nothing); after the grace, it ends its session
+/// (401).
 #[utoipa::path(
     tag = "auth",
     operation_id = "refresh",
@@ -379,8 +372,10 @@ pub async fn refresh(
     }
 }
 
-/// `POST /api/v1/auth/logout`: ends the session of the token (used or
-/// not); 204 whatever the token (idempotent).
+/// Log out.
+///
+/// Ends the session of the refresh token (used or not); 204 whatever the token
+/// (idempotent).
 #[utoipa::path(
     tag = "auth",
     operation_id = "logout",

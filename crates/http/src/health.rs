@@ -1,12 +1,9 @@
 //! `/health/live` and `/health/ready`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
-use crate::openapi::ServiceUnavailable;
+use crate::problem_responses::ServiceUnavailable;
 use crate::{ApiError, AppState};
 
 /// The answer of a health check that passed.
@@ -26,24 +23,9 @@ const OK: HealthStatus = HealthStatus {
     status: HealthState::Ok,
 };
 
-/// Set once the server starts draining (after SIGTERM, for
-/// `SHUTDOWN_DRAIN_SECONDS`): readiness answers 503 at once, so that a load
-/// balancer takes the instance out of rotation, while requests are still
-/// served. Shared by every worker.
-#[derive(Debug, Clone, Default)]
-pub struct Drain(Arc<AtomicBool>);
-
-impl Drain {
-    pub fn start(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// The process is up.
+/// Liveness.
+///
+/// The process is up: 200 while it runs, draining or not.
 #[utoipa::path(
     tag = "health",
     security(()),
@@ -54,6 +36,8 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(OK)
 }
 
+/// Readiness.
+///
 /// The database answers, every migration is applied, statements run under
 /// the configured timeouts, and the server is not draining; else 503.
 #[utoipa::path(

@@ -14,7 +14,7 @@ use projects_store::ProjectUpdate;
 
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
-use crate::openapi::{
+use crate::problem_responses::{
     BadRequest, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors, Unauthorized,
 };
 use crate::{ApiError, AppState};
@@ -42,7 +42,10 @@ fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) ->
         .json(project)
 }
 
-/// `POST /api/v1/projects`: the caller owns the new project.
+/// Create a project.
+///
+/// The caller owns the new project: 201 with it, its `Location` and its
+/// `ETag`.
 #[utoipa::path(
     tag = "projects",
     operation_id = "create_project",
@@ -69,7 +72,10 @@ pub async fn create(
     Ok(with_etag(response, &project))
 }
 
-/// `GET /api/v1/projects/{id}`.
+/// Get a project.
+///
+/// The project, with its version as `ETag`; 404 for one the caller may not
+/// see.
 #[utoipa::path(
     tag = "projects",
     operation_id = "get_project",
@@ -92,9 +98,11 @@ pub async fn get_one(
     Ok(with_etag(HttpResponse::Ok(), &project))
 }
 
-/// `PATCH /api/v1/projects/{id}`: only the fields sent change; with
-/// `If-Match`, only if the version still matches (else 412, nothing
-/// changed). An empty body changes nothing and answers the project as it is.
+/// Update a project.
+///
+/// Only the fields sent change; with `If-Match`, only if the version still
+/// matches (else 412, nothing changed). An empty body changes nothing and
+/// answers the project as it is.
 #[utoipa::path(
     tag = "projects",
     operation_id = "update_project",
@@ -135,7 +143,9 @@ pub async fn update(
     }
 }
 
-/// `DELETE /api/v1/projects/{id}`.
+/// Delete a project.
+///
+/// 204; 404 for one the caller may not see.
 #[utoipa::path(
     tag = "projects",
     operation_id = "delete_project",
@@ -159,9 +169,10 @@ pub async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `GET /api/v1/projects`: the caller's own projects; admins may pass
-/// `owner_id` (another owner's) or `all=true` (everyone's), others get 403
-/// for trying.
+/// List projects.
+///
+/// The caller's own projects; admins may pass `owner_id` (another owner's) or
+/// `all=true` (everyone's), others get 403 for trying.
 #[utoipa::path(
     tag = "projects",
     operation_id = "list_projects",
