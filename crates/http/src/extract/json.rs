@@ -164,6 +164,20 @@ fn check<T: Input>(body: &[u8]) -> Result<Checked<T>, ApiError> {
         }
     }
 
+    // The common case first: nothing wrong so far, and the whole object
+    // deserialises (read in place, nothing cloned). Then no field on its
+    // own can fail either, so the per-field probes below are skipped.
+    if errors.is_empty() {
+        let whole = Value::Object(object);
+        if let Ok(input) = T::deserialize(&whole) {
+            return Ok(validated(input, errors));
+        }
+        let Value::Object(back) = whole else {
+            unreachable!("built as an object just above");
+        };
+        object = back;
+    }
+
     // Each field on its own, so that one field's wrong type does not hide
     // the others' problems. Fields are optional in input types, so a body
     // with one field deserialises unless that field is wrong.
@@ -200,6 +214,11 @@ fn check<T: Input>(body: &[u8]) -> Result<Checked<T>, ApiError> {
             });
         }
     };
+    Ok(validated(input, errors))
+}
+
+/// The input with the violations of its rules added to `errors`.
+fn validated<T: Input>(input: T, mut errors: Vec<FieldError>) -> Checked<T> {
     if let Err(report) = input.validate() {
         errors.extend(
             violations(&report).into_iter().map(|violation| {
@@ -207,10 +226,10 @@ fn check<T: Input>(body: &[u8]) -> Result<Checked<T>, ApiError> {
             }),
         );
     }
-    Ok(Checked {
+    Checked {
         input: Some(input),
         errors,
-    })
+    }
 }
 
 /// The path of the first string under `value` holding a control character
