@@ -81,6 +81,11 @@ const REVOCATION_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Whether this module's recorder is installed (`METRICS_ADDR` not off).
+pub(crate) fn recorder_installed() -> bool {
+    HANDLE.get().is_some()
+}
+
 /// Installs the process-wide Prometheus recorder (once; later calls return
 /// the same handle) and describes every metric of the service.
 ///

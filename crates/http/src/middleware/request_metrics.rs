@@ -1,17 +1,59 @@
 //! The request metrics: every request counted and timed by method, route
 //! pattern and status (the names are in `crate::metrics`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use metrics::{counter, histogram};
+use metrics::{Counter, Histogram, counter, histogram};
 
 use crate::metrics::{
     HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, OTHER_METHOD, UNMATCHED_ROUTE,
 };
+
+/// One request series: its labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Series {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+thread_local! {
+    /// The handles of the request series this worker has recorded, so that
+    /// a request costs one small map lookup instead of building a key with
+    /// three owned labels and looking it up in the recorder twice. Bounded
+    /// by routes × methods × statuses (the route is a pattern, never a raw
+    /// path).
+    static SERIES: RefCell<HashMap<Series, (Counter, Histogram)>> = RefCell::new(HashMap::new());
+}
+
+/// Counts and times one request of a series (on `crate::metrics`'
+/// recorder, which is installed).
+fn record(series: Series, seconds: f64) {
+    SERIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((count, duration)) = cache.get(&series) {
+            count.increment(1);
+            duration.record(seconds);
+            return;
+        }
+        let labels = [
+            ("method", series.method.to_owned()),
+            ("route", series.route.clone()),
+            ("status", series.status.to_string()),
+        ];
+        let count = counter!(HTTP_REQUESTS_TOTAL, &labels);
+        let duration = histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels);
+        count.increment(1);
+        duration.record(seconds);
+        cache.insert(series, (count, duration));
+    });
+}
 
 /// Middleware (`App::wrap(from_fn(record_request))`) that counts and times
 /// every request by method, matched route pattern and status.
@@ -19,9 +61,17 @@ pub async fn record_request(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // Without the recorder (`METRICS_ADDR=off`) there is nowhere to record
+    // to: the facade's no-op handles would still cost a key with three owned
+    // labels per request. (Series handles are only kept once the recorder is
+    // installed, too: no-op handles taken before would stay no-ops.)
+    if !crate::metrics::recorder_installed() {
+        return next.call(request).await;
+    }
     let started = Instant::now();
     let method = method_label(request.method());
-    // Kept only for a failure, which comes back without its request.
+    // Kept only for a failure, which comes back without its request. (Not
+    // a clone of the request: the router needs it unshared.)
     let path = request.path().to_owned();
     let result = next.call(request).await;
     // The pattern (`/api/v1/projects/{id}`), never the raw path. Read once
@@ -34,14 +84,12 @@ pub async fn record_request(
             crate::route_table::route_template(&path).map(str::to_owned),
         ),
     };
-    let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", status.as_str().to_owned()),
-    ];
-    counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
-    histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(started.elapsed().as_secs_f64());
+    let series = Series {
+        method,
+        route: route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned()),
+        status: status.as_u16(),
+    };
+    record(series, started.elapsed().as_secs_f64());
     result
 }
 
