@@ -6,6 +6,9 @@ CREATE TABLE idempotency_keys (
     key text NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
     -- SHA-256 of the request (method, route and the validated body).
     request_hash bytea NOT NULL CHECK (length(request_hash) = 32),
+    -- Which request holds the claim: a request that outlived its lease and
+    -- lost the key to a retry can neither complete nor release the retry's.
+    claim uuid NOT NULL,
     status smallint CHECK (status BETWEEN 100 AND 599),
     header_names text[] NOT NULL DEFAULT '{}',
     header_values text[] NOT NULL DEFAULT '{}',

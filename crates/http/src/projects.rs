@@ -85,11 +85,7 @@ pub async fn create(
         return Ok(created(&project));
     };
     let request_hash = fingerprint(&body);
-    let key = IdempotencyKey {
-        user: caller.id,
-        key,
-        request_hash: &request_hash,
-    };
+    let key = IdempotencyKey::new(caller.id, key, &request_hash);
     match state.store.idempotency_keys().claim(key).await? {
         Claim::Owned => {}
         Claim::Replay(stored) => {
@@ -126,12 +122,7 @@ pub async fn create(
         }
         Err(error) => {
             // Nothing was created: let a retry run.
-            if let Err(release) = state
-                .store
-                .idempotency_keys()
-                .release(caller.id, key.key)
-                .await
-            {
+            if let Err(release) = state.store.idempotency_keys().release(key).await {
                 tracing::warn!(error = ?release, "cannot release an idempotency key");
             }
             Err(error.into())

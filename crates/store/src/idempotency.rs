@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use projects_domain::UserId;
+use uuid::Uuid;
 
 use crate::statement::Sql;
 use crate::{Store, StoreError};
@@ -43,19 +44,35 @@ pub enum Claim {
     Mismatch,
 }
 
-/// The key of one user's request and the request's fingerprint.
+/// The key of one user's request, the request's fingerprint, and the
+/// request's own claim id (so that only this request completes or releases
+/// the key it claimed).
 #[derive(Debug, Clone, Copy)]
 pub struct IdempotencyKey<'a> {
     pub user: UserId,
     pub key: &'a str,
     pub request_hash: &'a [u8; 32],
+    pub claim: Uuid,
+}
+
+impl<'a> IdempotencyKey<'a> {
+    /// The key for one request, with a fresh claim id.
+    pub fn new(user: UserId, key: &'a str, request_hash: &'a [u8; 32]) -> Self {
+        Self {
+            user,
+            key,
+            request_hash,
+            claim: Uuid::new_v4(),
+        }
+    }
 }
 
 const CLAIM: Sql = Sql::new(
     "idempotency.claim",
-    "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) \
+    "INSERT INTO idempotency_keys (user_id, key, request_hash, claim) VALUES ($1, $2, $3, $5) \
      ON CONFLICT (user_id, key) DO UPDATE \
-        SET request_hash = EXCLUDED.request_hash, status = NULL, header_names = '{}', \
+        SET request_hash = EXCLUDED.request_hash, claim = EXCLUDED.claim, status = NULL, \
+            header_names = '{}', \
             header_values = '{}', body = NULL, created_at = now() \
       WHERE idempotency_keys.created_at < now() - interval '24 hours' \
          OR (idempotency_keys.status IS NULL \
@@ -70,11 +87,11 @@ const FIND: Sql = Sql::new(
 pub(crate) const COMPLETE: Sql = Sql::new(
     "idempotency.complete",
     "UPDATE idempotency_keys SET status = $3, header_names = $4, header_values = $5, body = $6 \
-     WHERE user_id = $1 AND key = $2 AND status IS NULL",
+     WHERE user_id = $1 AND key = $2 AND claim = $7 AND status IS NULL",
 );
 const RELEASE: Sql = Sql::new(
     "idempotency.release",
-    "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status IS NULL",
+    "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND claim = $3 AND status IS NULL",
 );
 const CLEANUP_LOCK: Sql = Sql::new(
     "idempotency.cleanup_lock",
@@ -118,6 +135,7 @@ impl IdempotencyKeys<'_> {
                         &key.key,
                         &hash,
                         &f64::from(ABANDONED_AFTER_SECONDS),
+                        &key.claim,
                     ],
                 )
                 .await?;
@@ -150,12 +168,16 @@ impl IdempotencyKeys<'_> {
     }
 
     /// Gives the key up after the request failed without an effect, so
-    /// that a retry can run.
-    pub async fn release(&self, user: UserId, key: &str) -> Result<(), StoreError> {
+    /// that a retry can run (unless the claim is no longer this request's).
+    pub async fn release(&self, key: IdempotencyKey<'_>) -> Result<(), StoreError> {
         let client = self.store.client().await?;
         self.store
             .slow
-            .execute(&client, &RELEASE, &[user.as_uuid(), &key])
+            .execute(
+                &client,
+                &RELEASE,
+                &[key.user.as_uuid(), &key.key, &key.claim],
+            )
             .await?;
         Ok(())
     }

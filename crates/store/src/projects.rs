@@ -236,6 +236,7 @@ impl Projects<'_> {
                     &names,
                     &values,
                     &response.body,
+                    &key.claim,
                 ],
             )
             .await?;

@@ -218,8 +218,8 @@ async fn keys_expire_after_24_hours_and_are_cleaned_up() {
     client
         .batch_execute(
             "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'; \
-             INSERT INTO idempotency_keys (user_id, key, request_hash) \
-             SELECT user_id, 'young', request_hash FROM idempotency_keys LIMIT 1",
+             INSERT INTO idempotency_keys (user_id, key, request_hash, claim) \
+             SELECT user_id, 'young', request_hash, gen_random_uuid() FROM idempotency_keys LIMIT 1",
         )
         .await
         .expect("age them all, add a young one");
@@ -239,4 +239,151 @@ async fn keys_expire_after_24_hours_and_are_cleaned_up() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(left, ["young"]);
+}
+
+#[actix_web::test]
+async fn a_huge_key_is_400_and_stores_nothing() {
+    let app = TestApp::new().await;
+    let ada = app.user().await;
+    let huge = "k".repeat(100 * 1024);
+    let response = post(&app, &ada, &huge, &json!({"name": "Apollo"})).await;
+    assert_eq!(response.status, 400, "{}", response.text);
+    assert!(
+        response.text.contains("Idempotency-Key"),
+        "{}",
+        response.text
+    );
+    assert_eq!(project_count(&app).await, 0);
+    let keys: i64 = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM idempotency_keys", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(keys, 0);
+}
+
+#[actix_web::test]
+async fn any_difference_in_the_body_is_422() {
+    let app = TestApp::new().await;
+    let ada = app.user().await;
+    let first = json!({"name": "Apollo", "description": "Moon", "status": "active"});
+    assert_eq!(post(&app, &ada, "k", &first).await.status, 201);
+    for other in [
+        json!({"name": "Apollo", "description": "Mars", "status": "active"}),
+        json!({"name": "Apollo", "description": null, "status": "active"}),
+        json!({"name": "Apollo", "description": "Moon", "status": "archived"}),
+        // The fields run together must not make the same fingerprint.
+        json!({"name": "ApolloM", "description": "oon", "status": "active"}),
+    ] {
+        let response = post(&app, &ada, "k", &other).await;
+        assert_eq!(response.status, 422, "{other}: {}", response.text);
+    }
+    assert_eq!(project_count(&app).await, 1);
+}
+
+#[actix_web::test]
+async fn a_replay_comes_from_another_instance_and_never_to_another_user() {
+    let app = TestApp::new().await;
+    let other_instance = app.another_instance().await;
+    let ada = app.user().await;
+    let mallory = app.user().await;
+    let body = json!({"name": "Apollo"});
+    let first = post(&app, &ada, "cross", &body).await;
+    assert_eq!(first.status, 201);
+    let again = post(&other_instance, &ada, "cross", &body).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.text, first.text);
+    // Mallory sends Ada's key with Ada's body: her own create, never Ada's
+    // stored response.
+    let theirs = post(&other_instance, &mallory, "cross", &body).await;
+    assert_eq!(theirs.status, 201);
+    assert_eq!(theirs.header("idempotent-replayed"), None);
+    assert_eq!(theirs.body["owner_id"], json!(mallory.id));
+    assert_ne!(theirs.body["id"], first.body["id"]);
+}
+
+#[actix_web::test]
+async fn a_failed_first_request_is_not_replayed_and_its_retry_creates() {
+    let app = TestApp::new().await;
+    let ada = app.user().await;
+    let client = app.db.client().await;
+    client
+        .batch_execute("ALTER TABLE projects ADD CONSTRAINT doomed CHECK (name <> 'Doomed')")
+        .await
+        .expect("make the create fail");
+    let body = json!({"name": "Doomed"});
+    let failed = post(&app, &ada, "retry-after-failure", &body).await;
+    assert!(failed.status.as_u16() >= 400, "{}", failed.text);
+    assert_eq!(failed.header("idempotent-replayed"), None);
+    assert_eq!(project_count(&app).await, 0);
+    client
+        .batch_execute("ALTER TABLE projects DROP CONSTRAINT doomed")
+        .await
+        .expect("let it succeed");
+    let retry = post(&app, &ada, "retry-after-failure", &body).await;
+    assert_eq!(retry.status, 201, "{}", retry.text);
+    assert_eq!(retry.header("idempotent-replayed"), None);
+    assert_eq!(project_count(&app).await, 1);
+}
+
+#[actix_web::test]
+async fn a_request_that_lost_its_claim_can_neither_complete_nor_release_it() {
+    use projects_store::{Claim, IdempotencyKey, StoredResponse};
+
+    let app = TestApp::new().await;
+    let ada = app.user().await;
+    let keys = app.state.store.idempotency_keys();
+    let hash = [7u8; 32];
+    let slow = IdempotencyKey::new(ada.id, "lease", &hash);
+    assert!(matches!(
+        keys.claim(slow).await.expect("claim"),
+        Claim::Owned
+    ));
+    // The slow request outlives its lease: a retry takes the key over.
+    app.db
+        .client()
+        .await
+        .batch_execute("UPDATE idempotency_keys SET created_at = now() - interval '3 minutes'")
+        .await
+        .expect("age the claim");
+    let retry = IdempotencyKey::new(ada.id, "lease", &hash);
+    assert!(matches!(
+        keys.claim(retry).await.expect("take over"),
+        Claim::Owned
+    ));
+
+    let body = serde_json::from_value(json!({"name": "Apollo"})).expect("a new project");
+    let render = |_: &projects_domain::Project| StoredResponse {
+        status: 201,
+        headers: Vec::new(),
+        body: b"{}".to_vec(),
+    };
+    let late = app
+        .state
+        .store
+        .projects()
+        .create_idempotent(slow, &body, render)
+        .await;
+    assert!(late.is_err(), "the old claim completes nothing");
+    keys.release(slow).await.expect("release");
+    // The retry's claim is still there: a third request waits (409).
+    let third = IdempotencyKey::new(ada.id, "lease", &hash);
+    assert!(matches!(
+        keys.claim(third).await.expect("claim"),
+        Claim::InFlight
+    ));
+    app.state
+        .store
+        .projects()
+        .create_idempotent(retry, &body, render)
+        .await
+        .expect("the retry completes");
+    assert!(matches!(
+        keys.claim(third).await.expect("claim"),
+        Claim::Replay(_)
+    ));
+    assert_eq!(project_count(&app).await, 1);
 }
