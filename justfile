@@ -195,6 +195,14 @@ test-e2e:
 walkthrough:
     scripts/with-server scripts/walkthrough
 
+# Lint openapi.json with Spectral (tools/spectral, .spectral.yaml): no finding allowed
+lint-openapi:
+    scripts/lint-openapi
+
+# Typed clients from openapi.json (openapi-typescript + openapi-fetch, openapi-python-client): tsc/mypy --strict on a flow, then run against a server on a throwaway database
+typed-clients:
+    scripts/with-server scripts/typed-clients
+
 # Conformance: schemathesis (in .venv) against /openapi.json of a server on a throwaway database, authenticated, stateful phase included
 conformance *args:
     #!/usr/bin/env bash

@@ -128,13 +128,14 @@ class Server:
     """The release binary, with its /proc counters."""
 
     def __init__(self, binary: Path, database_url: str, workdir: Path, pool_size: int | None,
-                 workers: int | None = None):
+                 workers: int | None = None, *, wrapper: list[str] | None = None,
+                 jwt_secret: str | None = None, log_name: str = "server.log"):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "DATABASE_URL": database_url,
-            "JWT_SECRET": secrets.token_hex(32),
+            "JWT_SECRET": jwt_secret or secrets.token_hex(32),
             "BIND_ADDR": f"127.0.0.1:{self.port}",
             "METRICS_ADDR": "off",
             "RATE_LIMIT_PER_SECOND": "0",
@@ -149,11 +150,14 @@ class Server:
             env["DATABASE_POOL_SIZE"] = str(pool_size)
         if workers:
             env["HTTP_WORKERS"] = str(workers)
-        self.log_path = workdir / "server.log"
+        self.log_path = workdir / log_name
         self.log = open(self.log_path, "wb")
         # A directory with no .env above it: the bench sets every variable.
         self.cwd = tempfile.mkdtemp(prefix="projects-bench-")
-        self.process = subprocess.Popen([str(binary), "serve"], env=env, cwd=self.cwd,
+        # `wrapper`: a command the server runs under (valgrind, for the
+        # instruction counts of bench/instructions.py).
+        self.process = subprocess.Popen([*(wrapper or []), str(binary), "serve"], env=env,
+                                        cwd=self.cwd,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.process.pid
 

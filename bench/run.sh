@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `just bench [--quick] [bench.py options]`: installs what the bench needs
+# `just bench [--quick] [bench.py options]`, or `just bench --instructions
+# [--check] [instructions.py options]`: installs what the bench needs
 # when it is missing (wrk from Debian, pgbench and psql from the PostgreSQL
 # client), builds the release server, finds or starts a PostgreSQL through
 # scripts/db, and hands over to bench/bench.py. See bench/README.md.
@@ -21,7 +22,18 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$2" >&2
 }
 
-command -v wrk >/dev/null 2>&1 || apt_install wrk wrk
+# `--instructions` anywhere: the callgrind count of bench/instructions.py.
+instructions=""
+args=()
+for arg in "$@"; do
+    if [[ $arg == --instructions ]]; then instructions=1; else args+=("$arg"); fi
+done
+
+if [[ -n $instructions ]]; then
+    command -v valgrind >/dev/null 2>&1 || apt_install valgrind valgrind
+else
+    command -v wrk >/dev/null 2>&1 || apt_install wrk wrk
+fi
 command -v pgbench >/dev/null 2>&1 || apt_install pgbench postgresql
 command -v psql >/dev/null 2>&1 || apt_install psql postgresql-client
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3
@@ -38,4 +50,8 @@ binary="$target_dir/release/projects-api"
 
 # BENCH_DATABASE_URL wins; else scripts/db finds or starts a server.
 database_url="${BENCH_DATABASE_URL:-$(scripts/db up)}"
+if [[ -n $instructions ]]; then
+    exec python3 bench/instructions.py --binary "$binary" --database-url "$database_url" \
+        ${args[@]+"${args[@]}"}
+fi
 exec python3 bench/bench.py --binary "$binary" --database-url "$database_url" "$@"

@@ -134,10 +134,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         projects_http::app(state)
     })
     .workers(workers)
-    // Slow clients (see `projects_http::client_deadline`): actix's own
-    // timers for the first head and idle keep-alive, the watchdog for the
-    // rest; and a bound on connections within the descriptors we have.
-    .client_request_timeout(client_timeout)
+    // Slow clients (see `projects_http::client_deadline`): the watchdog
+    // closes them, without a word. actix's own first-head timer is off: it
+    // would answer 408 with an empty body, and every error we send is a
+    // problem response. actix's idle keep-alive timer closes silently too.
+    // And a bound on connections within the descriptors we have.
+    .client_request_timeout(Duration::ZERO)
     .keep_alive(client_timeout.min(Duration::from_secs(5)))
     .on_connect(projects_http::client_deadline::on_connect(client_timeout))
     .max_connections(max_connections)

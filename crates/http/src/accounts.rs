@@ -257,9 +257,11 @@ fn consumed<T>(result: Result<T, ConsumeError>) -> Result<T, ApiError> {
     }
 }
 
-/// `POST /api/v1/auth/password-reset`: 202 whether or not the address has
-/// an account; if it has, a link `{PUBLIC_APP_URL}/reset-password?token=…`
-/// is mailed to it (at most one a minute, five an hour).
+/// Ask for a password reset link.
+///
+/// 202 whether or not the address has an account; if it has, a link
+/// `{PUBLIC_APP_URL}/reset-password?token=…` is mailed to it (at most one a
+/// minute, five an hour).
 #[utoipa::path(
     tag = "auth",
     operation_id = "request_password_reset",
@@ -293,8 +295,10 @@ pub async fn request_password_reset(
     }))
 }
 
-/// `POST /api/v1/auth/password-reset/confirm`: sets the new password, ends
-/// every session of the user, and starts a new one: 200 `{user, tokens}`.
+/// Set a new password with a reset link's token.
+///
+/// Sets the new password, ends every session of the user, and starts a new
+/// one: 200 `{user, tokens}`.
 #[utoipa::path(
     tag = "auth",
     operation_id = "confirm_password_reset",
@@ -302,9 +306,10 @@ pub async fn request_password_reset(
     request_body = PasswordResetConfirm,
     responses(
         (status = 200, description = "The password is changed; every other session is ended; a new one starts", body = Session),
-        (status = 400, response = InvalidAccountToken),
         ServerErrors,
         JsonBodyErrors,
+        // After `JsonBodyErrors`, whose 400 it replaces (one per status).
+        (status = 400, response = InvalidAccountToken),
     )
 )]
 #[post("/api/v1/auth/password-reset/confirm")]
@@ -348,7 +353,9 @@ pub async fn confirm_password_reset(
     Ok(HttpResponse::Ok().json(Session::new(user, tokens)))
 }
 
-/// `POST /api/v1/auth/verify-email`: the address is verified: 200 user.
+/// Verify an e-mail address with a link's token.
+///
+/// The address is verified: 200 with the user.
 #[utoipa::path(
     tag = "auth",
     operation_id = "verify_email",
@@ -356,9 +363,10 @@ pub async fn confirm_password_reset(
     request_body = TokenConfirm,
     responses(
         (status = 200, description = "The address is verified", body = User),
-        (status = 400, response = InvalidAccountToken),
         ServerErrors,
         JsonBodyErrors,
+        // After `JsonBodyErrors`, whose 400 it replaces (one per status).
+        (status = 400, response = InvalidAccountToken),
     )
 )]
 #[post("/api/v1/auth/verify-email")]
@@ -380,8 +388,10 @@ pub async fn verify_email(
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// `POST /api/v1/auth/verify-email/resend`: a new link, if the address is
-/// not verified yet (the older links stop working): 202.
+/// Mail a new verification link.
+///
+/// A new link, if the address is not verified yet (the older links stop
+/// working): 202.
 #[utoipa::path(
     tag = "auth",
     operation_id = "resend_verification",
@@ -441,9 +451,11 @@ pub async fn resend_verification(
     }))
 }
 
-/// `POST /api/v1/auth/email-change/confirm`: the new address becomes the
-/// account's, verified; the old address gets a notice: 200 user. 409 when
-/// the new address was taken in the meantime (the link stays usable).
+/// Confirm an e-mail change with a link's token.
+///
+/// The new address becomes the account's, verified; the old address gets a
+/// notice: 200 with the user. 409 when the new address was taken in the
+/// meantime (the link stays usable).
 #[utoipa::path(
     tag = "auth",
     operation_id = "confirm_email_change",
@@ -451,10 +463,11 @@ pub async fn resend_verification(
     request_body = TokenConfirm,
     responses(
         (status = 200, description = "The new address is the account's, verified", body = User),
-        (status = 400, response = InvalidAccountToken),
         (status = 409, response = Conflict),
         ServerErrors,
         JsonBodyErrors,
+        // After `JsonBodyErrors`, whose 400 it replaces (one per status).
+        (status = 400, response = InvalidAccountToken),
     )
 )]
 #[post("/api/v1/auth/email-change/confirm")]

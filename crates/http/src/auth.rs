@@ -41,11 +41,22 @@ pub struct Tokens {
     /// An opaque token for `POST /api/v1/auth/refresh` and `/logout`;
     /// it works once.
     pub refresh_token: String,
-    #[schema(value_type = String, example = "Bearer", pattern = "^Bearer$")]
+    /// Always `Bearer`.
+    #[schema(schema_with = bearer_only)]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     #[schema(minimum = 0, example = 900)]
     pub expires_in: u64,
+}
+
+/// The schema of `token_type`: the one value `Bearer`, as an enum (utoipa 5
+/// has no `const`), so that typed clients get a literal type.
+fn bearer_only() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("Always `Bearer`."))
+        .enum_values(Some(["Bearer"]))
+        .build()
 }
 
 impl std::fmt::Debug for Tokens {
@@ -182,8 +193,10 @@ fn tokens_for(
     })
 }
 
-/// `POST /api/v1/auth/register`: 201 `{user, tokens}`; 409 when the e-mail
-/// is taken in any letter case.
+/// Register a user.
+///
+/// 201 `{user, tokens}`: the new user and the tokens of their first session;
+/// 409 when the e-mail is taken in any letter case.
 #[utoipa::path(
     tag = "auth",
     operation_id = "register",
@@ -244,10 +257,12 @@ pub async fn register(
         .json(Session { user, tokens }))
 }
 
-/// `POST /api/v1/auth/login`: 200 `{user, tokens}`; 401 with one body for
-/// an unknown e-mail and a wrong password, which both cost one argon2
-/// verification. Password checks of one address are throttled, known or
-/// not (429 with `Retry-After`, see `PasswordChecks`).
+/// Log in.
+///
+/// 200 `{user, tokens}`: a new session; 401 with one body for an unknown
+/// e-mail and a wrong password, which both cost one argon2 verification.
+/// Password checks of one address are throttled, known or not (429 with
+/// `Retry-After`, see `PasswordChecks`).
 #[utoipa::path(
     tag = "auth",
     operation_id = "login",
@@ -320,10 +335,12 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(Session { user, tokens }))
 }
 
-/// `POST /api/v1/auth/refresh`: 200 `{tokens}`; the presented token stops
-/// working. Presented again within the reuse grace, it gets the same new
-/// refresh token (while that one is unused; else 401, ending nothing);
-/// after the grace, it ends its session (401).
+/// Rotate the tokens.
+///
+/// 200 `{tokens}`; the presented refresh token stops working. Presented again
+/// within the reuse grace, it gets the same new refresh token (while that one
+/// is unused; else 401, ending nothing); after the grace, it ends its session
+/// (401).
 #[utoipa::path(
     tag = "auth",
     operation_id = "refresh",
@@ -379,8 +396,10 @@ pub async fn refresh(
     }
 }
 
-/// `POST /api/v1/auth/logout`: ends the session of the token (used or
-/// not); 204 whatever the token (idempotent).
+/// Log out.
+///
+/// Ends the session of the refresh token (used or not); 204 whatever the token
+/// (idempotent).
 #[utoipa::path(
     tag = "auth",
     operation_id = "logout",

@@ -7,7 +7,9 @@
 //! one, stays open indefinitely (40 s and more), holding a socket and a
 //! slot of the worker's connection bound.
 //!
-//! Each connection therefore gets a deadline and a watchdog task:
+//! Each connection therefore gets a deadline and a watchdog task (and
+//! actix's first-head timer is turned off: it answers an empty 408, which is
+//! not a problem response; the watchdog closes without a word):
 //! - armed when the connection opens, and again each time a response is
 //!   ready (the next request's head must arrive within the timeout);
 //! - re-armed when a request with a body arrives (the body must arrive

@@ -43,7 +43,9 @@ impl Drain {
     }
 }
 
-/// The process is up.
+/// Liveness.
+///
+/// The process is up: 200 while it runs, draining or not.
 #[utoipa::path(
     tag = "health",
     security(()),
@@ -54,6 +56,8 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(OK)
 }
 
+/// Readiness.
+///
 /// The database answers, every migration is applied, statements run under
 /// the configured timeouts, and the server is not draining; else 503.
 #[utoipa::path(

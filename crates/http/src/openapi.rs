@@ -60,7 +60,9 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             Every error is `application/problem+json` (RFC 9457). \
             Authenticate with `Authorization: Bearer <access token>` from \
             `POST /api/v1/auth/register` or `POST /api/v1/auth/login`.",
-        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+        contact(name = "projects-api", url = "https://projects-api.dev/"),
+        // OpenAPI 3.1 allows a license's `url` or its `identifier`, not both.
+        license(name = "MIT OR Apache-2.0", url = "https://projects-api.dev/license"),
     ),
     servers((url = "/", description = "The server that serves this document")),
     paths(
@@ -136,7 +138,7 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
             InternalError,
         ),
     ),
-    modifiers(&BearerAuth, &ResourceLinks, &ClosedInputs),
+    modifiers(&BearerAuth, &PublicOperations, &ResourceLinks, &ClosedInputs, &PageItemRefs),
     tags(
         (name = "auth", description = "Register, log in, refresh and revoke tokens"),
         (name = "sessions", description = "Your sessions (one per login): list them, end one or all"),
@@ -173,6 +175,62 @@ impl Modify for BearerAuth {
             BEARER_AUTH,
             Vec::<String>::new(),
         )]);
+    }
+}
+
+/// Writes the public operations' `security(())` as `security: []` (no
+/// requirement) rather than utoipa's `[{}]` (one empty requirement), which
+/// some client generators read as "authenticated".
+#[derive(Debug)]
+struct PublicOperations;
+
+impl Modify for PublicOperations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let public = vec![SecurityRequirement::default()];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.as_ref() == Some(&public) {
+                    operation.security = Some(Vec::new());
+                }
+            }
+        }
+    }
+}
+
+/// Makes each page schema (`Page_Project`) refer to its item schema
+/// (`Project`) instead of a copy of it, which utoipa 5 inlines for a generic
+/// type's parameter: generators then make one item type, not two.
+#[derive(Debug)]
+struct PageItemRefs;
+
+impl Modify for PageItemRefs {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ArrayItems, Schema};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let names: Vec<String> = components.schemas.keys().cloned().collect();
+        for name in names {
+            let Some(item) = name.strip_prefix("Page_") else {
+                continue;
+            };
+            if !components.schemas.contains_key(item) {
+                continue;
+            }
+            let Some(RefOr::T(Schema::Object(page))) = components.schemas.get_mut(&name) else {
+                continue;
+            };
+            if let Some(RefOr::T(Schema::Array(data))) = page.properties.get_mut("data") {
+                data.items = ArrayItems::RefOrSchema(Box::new(Ref::from_schema_name(item).into()));
+            }
+        }
     }
 }
 
@@ -370,9 +428,14 @@ pub fn openapi_value() -> serde_json::Value {
     to_value(&openapi())
 }
 
+/// The response headers the server sends with every response that
+/// documents them: `required: true`, which utoipa 5's `Header` cannot say.
+const ALWAYS_SENT_HEADERS: &[&str] = &["ETag", "Location"];
+
 /// Serialises a document, fixing what utoipa 5 gets wrong: it writes a
 /// link's fields in snake_case (`operation_id`), where OpenAPI says
-/// `operationId`, `operationRef` and `requestBody`.
+/// `operationId`, `operationRef` and `requestBody`; and it cannot mark a
+/// response header required (`ALWAYS_SENT_HEADERS`).
 fn to_value(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
     let mut value = serde_json::to_value(openapi).expect("the OpenAPI document serialises");
     let operations = value
@@ -383,6 +446,19 @@ fn to_value(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
         .filter_map(serde_json::Value::as_object_mut)
         .flat_map(|item| item.values_mut());
     for operation in operations {
+        let headers = operation
+            .get_mut("responses")
+            .and_then(serde_json::Value::as_object_mut)
+            .into_iter()
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|response| response.get_mut("headers"))
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|headers| headers.iter_mut())
+            .filter(|(name, _)| ALWAYS_SENT_HEADERS.contains(&name.as_str()))
+            .filter_map(|(_, header)| header.as_object_mut());
+        for header in headers {
+            header.insert("required".to_owned(), serde_json::Value::Bool(true));
+        }
         let links = operation
             .get_mut("responses")
             .and_then(serde_json::Value::as_object_mut)
@@ -554,9 +630,10 @@ problem_responses! {
     /// 403 on login when `REQUIRE_VERIFIED_EMAIL` is on.
     EmailNotVerified: "The password is right, but the address is not verified yet \
         (only when the server requires verified addresses)", ApiError::EmailNotVerified, [];
-    /// 400 for an account token.
+    /// 400 for an account token (it replaces `BadRequest` on the routes
+    /// that take one, so it names malformed JSON too).
     InvalidAccountToken: "The link's token is unknown, used, expired or tampered with; \
-        nothing changed", ApiError::InvalidAccountToken, [];
+        nothing changed. Also malformed JSON", ApiError::InvalidAccountToken, [];
     /// 404.
     NotFound: "No such resource, or one the caller may not see", ApiError::NotFound, [];
     /// 405.
@@ -652,7 +729,12 @@ response_families! {
         status = 200,
         description = "This document (OpenAPI 3.1)",
         content_type = "application/json",
-        body = serde_json::Value,
+        body = Object,
+        example = json!({
+            "openapi": "3.1.0",
+            "info": { "title": "projects-api", "version": env!("CARGO_PKG_VERSION") },
+            "paths": {}
+        }),
     ))
 )]
 pub async fn openapi_document() -> HttpResponse {

@@ -45,14 +45,17 @@ fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) ->
         .json(project)
 }
 
-/// `POST /api/v1/projects`: the caller owns the new project. With an
-/// `Idempotency-Key`, a retry gets the first response again.
+/// Create a project.
+///
+/// The caller owns the new project: 201 with it, its `Location` and its
+/// `ETag`. With an `Idempotency-Key`, a retry gets the first response again.
 #[utoipa::path(
     tag = "projects",
     operation_id = "create_project",
     request_body = NewProject,
     params(
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            pattern = r"^[!-~]+$",
             description = "1 to 255 visible ASCII characters (`!` to `~`), unique per request you mean: \
             the same key from you with the same body within 24 hours gets the first response \
             again (status, headers, body) with `Idempotent-Replayed: true`, from any instance; \
@@ -204,7 +207,10 @@ fn fingerprint(project: &NewProject) -> [u8; 32] {
     hash.finalize().into()
 }
 
-/// `GET /api/v1/projects/{id}`.
+/// Get a project.
+///
+/// The project, with its version as `ETag`; 404 for one the caller may not
+/// see.
 #[utoipa::path(
     tag = "projects",
     operation_id = "get_project",
@@ -227,9 +233,11 @@ pub async fn get_one(
     Ok(with_etag(HttpResponse::Ok(), &project))
 }
 
-/// `PATCH /api/v1/projects/{id}`: only the fields sent change; with
-/// `If-Match`, only if the version still matches (else 412, nothing
-/// changed). An empty body changes nothing and answers the project as it is.
+/// Update a project.
+///
+/// Only the fields sent change; with `If-Match`, only if the version still
+/// matches (else 412, nothing changed). An empty body changes nothing and
+/// answers the project as it is.
 #[utoipa::path(
     tag = "projects",
     operation_id = "update_project",
@@ -270,7 +278,9 @@ pub async fn update(
     }
 }
 
-/// `DELETE /api/v1/projects/{id}`.
+/// Delete a project.
+///
+/// 204; 404 for one the caller may not see.
 #[utoipa::path(
     tag = "projects",
     operation_id = "delete_project",
@@ -294,9 +304,10 @@ pub async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `GET /api/v1/projects`: the caller's own projects; admins may pass
-/// `owner_id` (another owner's) or `all=true` (everyone's), others get 403
-/// for trying.
+/// List projects.
+///
+/// The caller's own projects; admins may pass `owner_id` (another owner's) or
+/// `all=true` (everyone's), others get 403 for trying.
 #[utoipa::path(
     tag = "projects",
     operation_id = "list_projects",

@@ -90,7 +90,9 @@ impl SessionInfo {
     }
 }
 
-/// `GET /api/v1/auth/sessions`: the caller's live sessions, newest first.
+/// List your sessions.
+///
+/// The caller's live sessions (one per login), newest first.
 #[utoipa::path(
     tag = "sessions",
     operation_id = "list_sessions",
@@ -154,9 +156,10 @@ pub async fn list(
     Ok(response.json(Page { data, next_cursor }))
 }
 
-/// `DELETE /api/v1/auth/sessions/{id}`: ends one session of the caller
-/// (possibly the current one); another user's, an ended or an unknown one
-/// is 404.
+/// End one of your sessions.
+///
+/// Ends one session of the caller (possibly the current one); another user's,
+/// an ended or an unknown one is 404.
 #[utoipa::path(
     tag = "sessions",
     operation_id = "end_session",
@@ -202,8 +205,10 @@ struct EndManyQuery {
     include_current: Option<String>,
 }
 
-/// `DELETE /api/v1/auth/sessions`: ends every session of the caller except
-/// the current one; with `include_current=true`, that one too.
+/// End your other sessions.
+///
+/// Ends every session of the caller except the current one; with
+/// `include_current=true`, that one too.
 #[utoipa::path(
     tag = "sessions",
     operation_id = "end_sessions",

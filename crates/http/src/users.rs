@@ -44,7 +44,9 @@ fn gone(error: StoreError) -> ApiError {
     }
 }
 
-/// `GET /api/v1/users/me`.
+/// Get your account.
+///
+/// The user of the access token.
 #[utoipa::path(
     tag = "users",
     operation_id = "get_me",
@@ -65,10 +67,12 @@ pub async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpR
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// `PATCH /api/v1/users/me`: `name`; `password` with `current_password`;
-/// `email` with `current_password`. A password change ends every other
-/// session of the user (the one of this access token goes on); an email
-/// change only mails a confirmation link to the new address and answers 202.
+/// Update your account.
+///
+/// `name`; `password` with `current_password`; `email` with
+/// `current_password`. A password change ends every other session of the user
+/// (the one of this access token goes on); an email change only mails a
+/// confirmation link to the new address and answers 202.
 #[utoipa::path(
     tag = "users",
     operation_id = "update_me",
@@ -194,7 +198,9 @@ async fn auth_limit(req: &HttpRequest, state: &AppState) -> Result<(), ApiError>
     }
 }
 
-/// `GET /api/v1/users` (admins): keyset pages in id (creation) order.
+/// List users (admins).
+///
+/// Keyset pages in id (creation) order.
 #[utoipa::path(
     tag = "users",
     operation_id = "list_users",
@@ -264,7 +270,9 @@ fn parse_id(raw: &str) -> Result<UserId, ApiError> {
         .map_err(|_| ApiError::BadRequest("the id in the path is not a UUID".into()))
 }
 
-/// `GET /api/v1/users/{id}`: admins, or the user themself; 404 otherwise.
+/// Get a user.
+///
+/// Admins, or the user themself; 404 otherwise.
 #[utoipa::path(
     tag = "users",
     operation_id = "get_user",
@@ -298,8 +306,9 @@ fn change_error(error: UserChangeError) -> ApiError {
     }
 }
 
-/// `PATCH /api/v1/users/{id}` (admins): `role` and `name`; demoting the
-/// last admin is 409.
+/// Update a user (admins).
+///
+/// `role` and `name`; demoting the last admin is 409.
 #[utoipa::path(
     tag = "users",
     operation_id = "update_user",
@@ -339,9 +348,10 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// `DELETE /api/v1/users/{id}` (admins): 204; the user's sessions end
-/// (their access tokens get 401 on every instance within a second), and
-/// their projects and refresh tokens go too.
+/// Delete a user (admins).
+///
+/// 204; the user's sessions end (their access tokens get 401 on every instance
+/// within a second), and their projects and refresh tokens go too.
 #[utoipa::path(
     tag = "users",
     operation_id = "delete_user",

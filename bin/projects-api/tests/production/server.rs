@@ -13,6 +13,8 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Reads stderr into `logs` until the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -31,10 +33,24 @@ impl Server {
         database_url: &str,
         vars: &[(&str, &str)],
     ) -> Self {
+        Self::start_under_ulimit(&format!("-Sn {soft}"), database_url, vars).await
+    }
+
+    /// [`Server::start`] with both limits on open files set to `limit`,
+    /// so the server cannot raise it.
+    pub async fn start_with_hard_open_files(
+        limit: u64,
+        database_url: &str,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        Self::start_under_ulimit(&format!("-n {limit}"), database_url, vars).await
+    }
+
+    async fn start_under_ulimit(ulimit: &str, database_url: &str, vars: &[(&str, &str)]) -> Self {
         let mut command = Command::new("sh");
         command
             .arg("-c")
-            .arg(format!("ulimit -Sn {soft} && exec \"$0\" serve"))
+            .arg(format!("ulimit {ulimit} && exec \"$0\" serve"))
             .arg(env!("CARGO_BIN_EXE_projects-api"));
         Self::start_command(command, database_url, vars).await
     }
@@ -71,12 +87,17 @@ impl Server {
         let stderr = child.stderr.take().expect("stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 sink.lock().expect("logs").push(line);
             }
         });
-        let server = Self { child, addr, logs };
+        let server = Self {
+            child,
+            addr,
+            logs,
+            reader: Some(reader),
+        };
         server.wait_until_live().await;
         server
     }
@@ -91,6 +112,21 @@ impl Server {
 
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().expect("logs").clone()
+    }
+
+    /// Whether a line matching `wanted` is logged within 10 s (the reader
+    /// of stderr may lag behind the server on a busy machine).
+    pub async fn logged(&self, wanted: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.logs().iter().any(|line| wanted(line)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn wait_until_live(&self) {
@@ -116,11 +152,15 @@ impl Server {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit, at most `limit`.
+    /// Waits for the process to exit, at most `limit`; once it has, every
+    /// line it logged is in [`Server::logs`].
     pub async fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                if let Some(reader) = self.reader.take() {
+                    reader.join().expect("the log reader");
+                }
                 return Some(status);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

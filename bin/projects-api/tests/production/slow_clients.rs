@@ -23,12 +23,34 @@ const COMPLETE_GET: &[u8] = b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n";
 /// Sends `first` (a complete request, or nothing), then `start`, then one
 /// byte of `drip` every 300 ms; returns how long after `start` the server
 /// closed the connection, or `None` if it was still open after
-/// [`WATCH_FOR`].
+/// [`WATCH_FOR`]. Whatever the server sends before closing must be a
+/// problem response (every error is `application/problem+json`); closing
+/// without a word is fine.
 fn closed_after(
     addr: SocketAddr,
     first: Option<&[u8]>,
     start: &[u8],
     drip: &[u8],
+) -> Option<Duration> {
+    let mut said = Vec::new();
+    let closed = watch(addr, first, start, drip, &mut said);
+    let said = String::from_utf8_lossy(&said);
+    assert!(
+        said.is_empty()
+            || said
+                .to_ascii_lowercase()
+                .contains("content-type: application/problem+json"),
+        "an answer to a slow client that is not a problem response: {said:?}"
+    );
+    closed
+}
+
+fn watch(
+    addr: SocketAddr,
+    first: Option<&[u8]>,
+    start: &[u8],
+    drip: &[u8],
+    said: &mut Vec<u8>,
 ) -> Option<Duration> {
     let mut socket = TcpStream::connect(addr).expect("connect");
     socket
@@ -51,8 +73,7 @@ fn closed_after(
     while started.elapsed() < WATCH_FOR {
         match socket.read(&mut buffer) {
             Ok(0) => return Some(started.elapsed()),
-            // A 408 before the close is fine; keep reading.
-            Ok(_) => {}
+            Ok(read) => said.extend_from_slice(&buffer[..read]),
             Err(error)
                 if matches!(
                     error.kind(),
@@ -209,10 +230,72 @@ async fn the_open_files_limit_is_raised_to_the_hard_limit() {
     assert_ne!(fields[3], "256", "{line}");
     assert!(
         server
-            .logs()
-            .iter()
-            .any(|l| l.contains("connection limits") && l.contains("per_worker")),
+            .logged(|l| l.contains("connection limits") && l.contains("per_worker"))
+            .await,
         "{:#?}",
         server.logs()
+    );
+}
+
+/// Far more idle connections than the descriptors allow: the worker stops
+/// accepting at its bound (the rest wait in the listen backlog) instead of
+/// running out of descriptors, so the database pool keeps its own and a
+/// request that waits its turn is answered by a working server.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_waits_in_the_backlog_instead_of_exhausting_descriptors() {
+    let db = TestDb::new().await;
+    let server = Server::start_with_hard_open_files(
+        128,
+        db.url(),
+        &[
+            ("CLIENT_TIMEOUT_SECONDS", "2"),
+            ("HTTP_WORKERS", "1"),
+            ("RATE_LIMIT_PER_SECOND", "0"),
+        ],
+    )
+    .await;
+    assert!(
+        server
+            .logged(
+                |l| l.contains("connection limits") && l.contains("\"connections.per_worker\":32")
+            )
+            .await,
+        "128 descriptors, one worker: 32 connections; {:#?}",
+        server.logs()
+    );
+    // 150 idle connections: 300 descriptors' worth with their watchdogs.
+    let flood: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(server.addr).expect("connect (the backlog holds it)"))
+        .collect();
+    let addr = server.addr;
+    let started = Instant::now();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut socket = TcpStream::connect(addr).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        socket
+            .write_all(b"GET /health/ready HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut answer = Vec::new();
+        socket.read_to_end(&mut answer).expect("an answer");
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("joins");
+    let waited = started.elapsed();
+    drop(flood);
+    // Ready means the database answered: the pool still found descriptors.
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "after {waited:?}: {answer}"
+    );
+    let logs = server.logs();
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.contains("Too many open files") || l.contains("os error 24")),
+        "{logs:#?}"
     );
 }

@@ -40,10 +40,12 @@ pub struct NewProject {
         example = "Land on the Moon and return safely."
     )]
     pub description: Option<String>,
+    // The default is said in the description, not as the schema's
+    // `default`, which openapi-typescript reads as "always present" and so
+    // makes the field required.
     /// Default `active`.
     #[serde(default)]
     #[garde(skip)]
-    #[schema(default = "active")]
     pub status: ProjectStatus,
 }
 

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Instructions per request (`just bench --instructions`; see bench/README.md).
+
+Python standard library only. The release server runs under
+`valgrind --tool=callgrind` with one HTTP worker; for each scenario it is
+started twice, once for N1 and once for N2 requests of that one kind, sent
+one after the other over one keep-alive connection, and stopped with
+SIGTERM (callgrind writes its totals at exit). Everything but the requests
+(start-up, migrations, the first database connection, shutdown) is the same
+in both runs, so
+
+    instructions per request = (I(N2) - I(N1)) / (N2 - N1)
+
+counts the user-space instructions of one request in every thread of the
+server. Unlike timings, that figure hardly moves from run to run, so it can
+gate regressions in CI: `--check` fails when a scenario grows by more than
+`--tolerance` percent over the committed baseline (bench/instructions-baseline.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import json
+import platform
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (the load bench's server, seeding and psql helpers)
+
+BENCH_DIR = bench.BENCH_DIR
+ROOT = bench.ROOT
+BASELINE = BENCH_DIR / "instructions-baseline.json"
+INSTR_DB = "projects_instructions"
+USERS = 10
+PROJECTS = 10_000
+
+SCENARIOS = {
+    "health": "GET /health/live",
+    "get": "GET /api/v1/projects/{id} (authenticated, the owner's token)",
+    "list": "GET /api/v1/projects?limit=20 (authenticated, 20 of the user's 1,000)",
+    "create": "POST /api/v1/projects {name, description}",
+    "patch": "PATCH /api/v1/projects/{id} {description}, If-Match: *",
+}
+# Created projects would change what `list` returns: it runs before create.
+ORDER = ["health", "get", "list", "patch", "create"]
+
+
+def say(message: str) -> None:
+    print(f"instructions: {message}", file=sys.stderr, flush=True)
+
+
+class Driver:
+    """Requests of one scenario, one after the other on one connection."""
+
+    def __init__(self, scenario: str, token: str, project_ids: list[str]):
+        self.scenario = scenario
+        self.auth = {"Authorization": f"Bearer {token}"}
+        self.ids = project_ids
+
+    def request(self, k: int) -> tuple[str, str, bytes | None, dict[str, str], int]:
+        pid = self.ids[k % len(self.ids)]
+        if self.scenario == "health":
+            return "GET", "/health/live", None, {}, 200
+        if self.scenario == "get":
+            return "GET", f"/api/v1/projects/{pid}", None, self.auth, 200
+        if self.scenario == "list":
+            return "GET", "/api/v1/projects?limit=20", None, self.auth, 200
+        json_headers = {**self.auth, "Content-Type": "application/json"}
+        if self.scenario == "patch":
+            # Same length every time, so every response is the same size.
+            body = {"description": f"Patched by the instruction count, round {k % 10}."}
+            return ("PATCH", f"/api/v1/projects/{pid}", json.dumps(body).encode(),
+                    {**json_headers, "If-Match": "*"}, 200)
+        if self.scenario == "create":
+            body = {"name": f"Counted project {k:06d}",
+                    "description": "Created by the instruction count of bench/instructions.py."}
+            return "POST", "/api/v1/projects", json.dumps(body).encode(), json_headers, 201
+        raise ValueError(self.scenario)
+
+    def run(self, port: int, count: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            for k in range(count):
+                method, path, body, headers, expected = self.request(k)
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                if response.status != expected:
+                    raise RuntimeError(f"{self.scenario}: {method} {path} answered "
+                                       f"{response.status}, expected {expected}: {data[:300]!r}")
+                if response.getheader("Connection", "").lower() == "close":
+                    raise RuntimeError(f"{self.scenario}: the server closed the connection")
+        finally:
+            conn.close()
+
+
+def callgrind_total(path: Path) -> int:
+    """The instruction total of a callgrind output file."""
+    text = path.read_text(errors="replace")
+    for key in ("totals", "summary"):
+        found = re.search(rf"^{key}:\s+(\d+)", text, re.M)
+        if found:
+            return int(found.group(1))
+    raise RuntimeError(f"no totals in {path}")
+
+
+def measure(args, db_url: str, secret: str, scenario: str, count: int, token: str,
+            ids: list[str], workdir: Path) -> int:
+    out = workdir / f"callgrind.{scenario}.{count}.out"
+    out.unlink(missing_ok=True)
+    wrapper = ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}"]
+    server = bench.Server(args.binary.resolve(), db_url, workdir, None, workers=1,
+                          wrapper=wrapper, jwt_secret=secret,
+                          log_name=f"server.{scenario}.{count}.log")
+    try:
+        server.wait_ready(seconds=300)
+        Driver(scenario, token, ids).run(server.port, count)
+    finally:
+        server.stop()
+    if server.process.returncode != 0:
+        raise RuntimeError(f"the server under valgrind exited with {server.process.returncode}; "
+                           f"see {server.log_path}")
+    return callgrind_total(out)
+
+
+def seed(args, db_url: str, secret: str, workdir: Path) -> tuple[str, list[str]]:
+    """Migrates and seeds the database through a native server (argon2 under
+    valgrind would take minutes); returns user 0's token and project ids."""
+    server = bench.Server(args.binary.resolve(), db_url, workdir, None, workers=1,
+                          jwt_secret=secret, log_name="server.seed.log")
+    try:
+        server.wait_ready()
+        status, _ = bench.http(server.base, "POST", "/api/v1/auth/register",
+                               {"email": bench.DONOR_EMAIL, "password": bench.PASSWORD,
+                                "name": "Bench hash donor"})
+        if status != 201:
+            raise RuntimeError(f"register answered {status}")
+        hash_ = bench.psql(db_url, "SELECT password_hash FROM users "
+                                   f"WHERE lower(email) = '{bench.DONOR_EMAIL}'")
+        bench.psql(db_url, f"DELETE FROM users WHERE lower(email) = '{bench.DONOR_EMAIL}'")
+        bench.psql(db_url, file=bench.SQL_DIR / "seed.sql",
+                   variables={"nusers": str(USERS), "nprojects": str(PROJECTS), "hash": hash_})
+        status, body = bench.http(server.base, "POST", "/api/v1/auth/login",
+                                  {"email": "bench-0@example.com", "password": bench.PASSWORD})
+        token = ((body or {}).get("tokens") or {}).get("access_token")
+        if status != 200 or not token:
+            raise RuntimeError(f"login answered {status}")
+    finally:
+        server.stop()
+    # User 0's projects, in a fixed order: ids of one length, so every
+    # request and answer of a scenario has the same size.
+    rows = bench.psql(db_url, f"SELECT bench_project_id(n) FROM generate_series(1, {PROJECTS}) "
+                              f"AS n WHERE n % {USERS} = 0 ORDER BY n LIMIT 200")
+    return token, rows.split()
+
+
+def table(results: dict[str, dict], baseline: dict | None, tolerance: float) -> str:
+    lines = ["| scenario | request | instructions / request | baseline | change |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for scenario, r in results.items():
+        base = (baseline or {}).get("scenarios", {}).get(scenario)
+        if base:
+            change = (r["per_request"] - base["per_request"]) / base["per_request"] * 100
+            flag = " **over**" if change > tolerance else ""
+            cells = f"{base['per_request']:,} | {change:+.1f} %{flag}"
+        else:
+            cells = "— | —"
+        lines.append(f"| {scenario} | {SCENARIOS[scenario]} | {r['per_request']:,} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", required=True, type=Path, help="the release projects-api")
+    parser.add_argument("--database-url", required=True,
+                        help="a PostgreSQL server; a throwaway database is made there")
+    parser.add_argument("--n1", type=int, default=100, help="requests in the short run (100)")
+    parser.add_argument("--n2", type=int, default=600, help="requests in the long run (600)")
+    parser.add_argument("--scenarios", help="comma-separated subset of: " + ", ".join(ORDER))
+    parser.add_argument("--check", action="store_true",
+                        help="fail when a scenario is over the baseline by more than --tolerance")
+    parser.add_argument("--tolerance", type=float, default=5.0, help="percent (5)")
+    parser.add_argument("--baseline", type=Path, default=BASELINE)
+    parser.add_argument("--update-baseline", action="store_true",
+                        help="write this run as the new baseline")
+    parser.add_argument("--name", help="results file name (default instructions-DATE-COMMIT)")
+    parser.add_argument("--commit", help="the commit the binary was built from (default: this "
+                                         "checkout's HEAD, +dirty when its sources changed)")
+    args = parser.parse_args()
+    scenarios = args.scenarios.split(",") if args.scenarios else ORDER
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(unknown)}")
+    scenarios = [s for s in ORDER if s in scenarios]
+    if args.n2 <= args.n1:
+        parser.error("--n2 must be larger than --n1")
+
+    workdir = BENCH_DIR / ".work"
+    workdir.mkdir(exist_ok=True)
+    db_url = bench.with_database(args.database_url, INSTR_DB)
+    bench.psql(args.database_url, f'DROP DATABASE IF EXISTS "{INSTR_DB}" WITH (FORCE)')
+    bench.psql(args.database_url, f'CREATE DATABASE "{INSTR_DB}"')
+    secret = secrets.token_hex(32)
+    results: dict[str, dict] = {}
+    started = time.monotonic()
+    try:
+        token, ids = seed(args, db_url, secret, workdir)
+        for scenario in scenarios:
+            totals = {}
+            for count in (args.n1, args.n2):
+                t0 = time.monotonic()
+                totals[count] = measure(args, db_url, secret, scenario, count, token, ids, workdir)
+                say(f"{scenario}: {count} requests, {totals[count]:,} instructions "
+                    f"({time.monotonic() - t0:.0f} s)")
+            per = round((totals[args.n2] - totals[args.n1]) / (args.n2 - args.n1))
+            results[scenario] = {"per_request": per, "total_n1": totals[args.n1],
+                                 "total_n2": totals[args.n2]}
+            say(f"{scenario}: {per:,} instructions per request")
+    finally:
+        bench.psql(args.database_url, f'DROP DATABASE IF EXISTS "{INSTR_DB}" WITH (FORCE)')
+
+    commit = args.commit or subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True).stdout.strip()
+    dirty = not args.commit and subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "crates", "bin", "Cargo.lock",
+         "Cargo.toml"], capture_output=True, text=True).stdout.strip()
+    baseline = json.loads(args.baseline.read_text()) if args.baseline.exists() else None
+    report = {
+        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit + ("+dirty" if dirty else ""),
+        "method": {"n1": args.n1, "n2": args.n2, "http_workers": 1,
+                   "tool": bench.tool_version(["valgrind", "--version"]),
+                   "server_env": "bench.py's (RUST_LOG=warn, limits off, JSON logs)",
+                   "seed": f"{USERS} users, {PROJECTS} projects"},
+        "machine": {"kernel": platform.release(), "arch": platform.machine()},
+        "seconds": round(time.monotonic() - started),
+        "scenarios": results,
+    }
+    text = table(results, baseline, args.tolerance)
+    print(text)
+    if args.check:
+        name = None
+    else:
+        date = datetime.date.today().isoformat()
+        name = args.name or f"instructions-{date}-{report['commit']}"
+    if name:
+        results_dir = BENCH_DIR / "results"
+        (results_dir / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (results_dir / f"{name}.md").write_text(
+            f"Instructions per request at {report['commit']} ({report['generated_at']}): "
+            f"callgrind, release build, one HTTP worker, (I({args.n2}) - I({args.n1})) / "
+            f"{args.n2 - args.n1}, one keep-alive connection.\n\n{text}")
+        say(f"wrote bench/results/{name}.json and .md")
+    if args.update_baseline:
+        args.baseline.write_text(json.dumps(report, indent=2) + "\n")
+        say(f"wrote the baseline {args.baseline}")
+    if args.check:
+        if not baseline:
+            say(f"FAILED: no baseline at {args.baseline}")
+            return 1
+        over = []
+        for scenario, r in results.items():
+            base = baseline["scenarios"].get(scenario)
+            if base and r["per_request"] > base["per_request"] * (1 + args.tolerance / 100):
+                over.append(f"{scenario} {r['per_request']:,} vs {base['per_request']:,}")
+        if over:
+            say(f"FAILED: more than {args.tolerance:g} % over the baseline "
+                f"({baseline.get('commit')}): {'; '.join(over)}")
+            return 1
+        say(f"every scenario within {args.tolerance:g} % of the baseline ({baseline.get('commit')})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
