@@ -63,8 +63,8 @@ pub struct MailConfig {
 
 impl MailConfig {
     /// What the account routes (and the worker's reset requests) need.
-    pub fn accounts_config(&self) -> projects_http::accounts::AccountsConfig {
-        projects_http::accounts::AccountsConfig {
+    pub fn accounts_config(&self) -> projects_http::AccountsConfig {
+        projects_http::AccountsConfig {
             password_reset_ttl: self.password_reset_ttl,
             email_verification_ttl: self.email_verification_ttl,
             require_verified_email: self.require_verified_email,

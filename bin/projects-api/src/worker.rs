@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use projects_auth::AccountTokenKey;
-use projects_http::accounts::{
-    AccountsConfig, PASSWORD_RESET_REQUEST_JOB_KIND, password_reset_job,
-};
+use projects_http::AccountsConfig;
+use projects_http::account_mail::{PASSWORD_RESET_REQUEST_JOB_KIND, password_reset_job};
 use projects_mail::{Letter, MAIL_JOB_KIND, MailJob, Mailer};
 use projects_store::{ClaimedJob, JobFailure, JobHandler, NewJob, Periodic, Store, WorkerConfig};
 

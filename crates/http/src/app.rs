@@ -5,10 +5,10 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, web};
 
-use crate::middleware::{cors, problems, request_id, security_headers};
-use crate::{
-    ApiError, AppState, accounts, auth, health, metrics, openapi, projects, sessions, users,
+use crate::middleware::{
+    cors, problems, rate_limit, request_id, request_metrics, security_headers,
 };
+use crate::{ApiError, AppState, accounts, auth, health, openapi, projects, sessions, users};
 
 /// Mounts every route and the shared state. The binary and the tests both
 /// build the server from this, so the tests drive the real application.
@@ -65,19 +65,19 @@ pub fn app(
     let cors = cors::cors(&state.config.cors_origins);
     App::new()
         .configure(configure(state))
-        .wrap(from_fn(crate::rate_limit::rate_limit))
+        .wrap(from_fn(rate_limit::rate_limit))
         .wrap(cors)
         .wrap(from_fn(problems::finalise_problems))
         .wrap(from_fn(security_headers::security_headers))
         .wrap(from_fn(request_id::assign_request_id))
-        .wrap(from_fn(metrics::record_request))
+        .wrap(from_fn(request_metrics::record_request))
         .wrap(from_fn(crate::client_deadline::track_requests))
 }
 
 /// Unknown paths answer 404 in the same problem format as everything else;
 /// a known path with a method it lacks answers 405 with `Allow`.
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    match openapi::allowed_methods(req.path()) {
+    match crate::route_table::allowed_methods(req.path()) {
         Some(allow) => Err(ApiError::MethodNotAllowed { allow }),
         None => Err(ApiError::NotFound),
     }

@@ -10,13 +10,14 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use projects_auth::{RefreshToken, Verification};
 use projects_domain::inputs::{Login, RefreshRequest, Registration};
-use projects_domain::{Role, SessionEndReason, SessionId, User, UserId};
+use projects_domain::{Role, SessionEndReason, SessionId, User};
 use projects_store::{NewSession, NewUser, Rotation, StoreError};
 use serde::Serialize;
 
+use crate::audit::log_attempt;
 use crate::client_ip::ClientIp;
 use crate::extract::ValidatedJson;
-use crate::openapi::{
+use crate::problem_responses::{
     Conflict, EmailNotVerified, JsonBodyErrors, ServerErrors, TooManyPasswordChecks, Unauthorized,
 };
 use crate::sessions::record_ending;
@@ -118,31 +119,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(logout);
 }
 
-/// Logs one authentication attempt.
-pub(crate) fn log_attempt(
-    req: &HttpRequest,
-    event: &'static str,
-    outcome: &'static str,
-    user_id: Option<UserId>,
-) {
-    // The address the limits used, decided once for the request (never a
-    // header the client chose, unless through a trusted proxy).
-    let client_ip = ClientIp::of_handled(req);
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()));
-    tracing::info!(
-        auth.event = event,
-        auth.outcome = outcome,
-        user.id = user_id.map(|id| id.to_string()),
-        client.ip = client_ip.map(tracing::field::display),
-        request_id,
-        "authentication attempt"
-    );
-}
-
 /// The longest `User-Agent` a session keeps, in characters.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
@@ -232,12 +208,12 @@ pub async fn register(
     };
     // The user, their verification link and its message: one transaction.
     let (token_id, token) =
-        crate::accounts::verification_token(&state.account_tokens, &state.accounts);
+        crate::account_mail::verification_token(&state.account_tokens, &state.accounts);
     let registered = state
         .store
         .account_tokens()
         .register(&new_user, &token, |user| {
-            crate::accounts::verification_mail(user, token_id, &state.accounts)
+            crate::account_mail::verification_mail(user, token_id, &state.accounts)
         })
         .await;
     let user = match registered {

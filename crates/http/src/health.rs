@@ -1,12 +1,9 @@
 //! `/health/live` and `/health/ready`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
-use crate::openapi::ServiceUnavailable;
+use crate::problem_responses::ServiceUnavailable;
 use crate::{ApiError, AppState};
 
 /// The answer of a health check that passed.
@@ -25,23 +22,6 @@ enum HealthState {
 const OK: HealthStatus = HealthStatus {
     status: HealthState::Ok,
 };
-
-/// Set once the server starts draining (after SIGTERM, for
-/// `SHUTDOWN_DRAIN_SECONDS`): readiness answers 503 at once, so that a load
-/// balancer takes the instance out of rotation, while requests are still
-/// served. Shared by every worker.
-#[derive(Debug, Clone, Default)]
-pub struct Drain(Arc<AtomicBool>);
-
-impl Drain {
-    pub fn start(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// Liveness.
 ///

@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
-use crate::openapi::{
+use crate::problem_responses::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors,
     Unauthorized,
 };

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, PageParams};
 use crate::metrics::SESSIONS_ENDED_TOTAL;
-use crate::openapi::{BadRequest, NotFound, ServerErrors, Unauthorized};
+use crate::problem_responses::{BadRequest, NotFound, ServerErrors, Unauthorized};
 use crate::{ApiError, AppState};
 
 const BASE: &str = "/api/v1/auth/sessions";

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use projects_auth::{AccountTokenKey, PasswordHasher, SuccessorKey, TokenConfig, TokenService};
-use projects_store::{SessionPolicy, Store};
+use projects_store::{MailLimits, SessionPolicy, Store};
 
-use crate::accounts::AccountsConfig;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 use crate::revocations::Revocations;
 
@@ -39,6 +38,29 @@ impl Default for HttpConfig {
     }
 }
 
+/// Settings of the account flows, read once at start by the binary.
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    pub password_reset_ttl: Duration,
+    /// Also the lifetime of an email-change link.
+    pub email_verification_ttl: Duration,
+    /// Login of an unverified account is 403 `email-not-verified`.
+    pub require_verified_email: bool,
+    /// Per-address limits on everything that sends mail.
+    pub mail_limits: MailLimits,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            email_verification_ttl: Duration::from_secs(48 * 3600),
+            require_verified_email: false,
+            mail_limits: MailLimits::default(),
+        }
+    }
+}
+
 /// The JWT secret of [`AppState::for_tests`]. Public so that tests can forge
 /// tokens; never use it anywhere else.
 pub const TEST_JWT_SECRET: &str = "projects-api test secret: never use in production";
@@ -60,7 +82,7 @@ pub struct AppState {
     /// Derives a rotated refresh token's successor (from the JWT secret).
     pub successors: SuccessorKey,
     /// Readiness turns 503 once this starts (shutdown drain).
-    pub drain: crate::health::Drain,
+    pub drain: crate::drain::Drain,
     /// Derives the tokens of mailed links from their ids.
     pub account_tokens: AccountTokenKey,
     /// Lifetimes, limits and policy of the account flows.
@@ -89,7 +111,7 @@ impl AppState {
             rate_limits: Arc::new(rate_limits),
             revocations,
             successors,
-            drain: crate::health::Drain::default(),
+            drain: crate::drain::Drain::default(),
             account_tokens,
             accounts: AccountsConfig::default(),
         }

@@ -7,11 +7,11 @@ use projects_domain::inputs::{UserPatch, UserSelfPatch};
 use projects_domain::{Page, SessionEndReason, User, UserId};
 use projects_store::{Issued, StoreError, UserChangeError, UserUpdate};
 
-use crate::auth::log_attempt;
+use crate::audit::log_attempt;
 use crate::client_ip::ClientIp;
 use crate::cursor::CursorCodec;
 use crate::extract::{AdminUser, CurrentUser, PageParams, ValidatedJson};
-use crate::openapi::{
+use crate::problem_responses::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, TooManyPasswordChecks,
     Unauthorized,
 };
@@ -129,7 +129,7 @@ pub async fn update_me(
     };
     // The address changes only once the link mailed to it is used.
     if let Issued::Limited { retry_after_secs } =
-        crate::accounts::start_email_change(&state, &user, new_email).await?
+        crate::account_mail::start_email_change(&state, &user, new_email).await?
     {
         log_attempt(
             &req,

@@ -5,7 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, test, web};
 use projects_http::AppState;
-use projects_http::metrics::{self, install_recorder, metrics_app};
+use projects_http::metrics::{install_recorder, metrics_app};
+use projects_http::middleware::request_metrics::record_request;
 use projects_testkit::TestDb;
 
 async fn scrape(db: &TestDb) -> String {
@@ -41,7 +42,7 @@ async fn requests_are_counted_and_timed_by_route_pattern_method_and_status() {
     install_recorder();
     let db = TestDb::new().await;
     // A route with a path parameter, so that the pattern and the raw path differ.
-    let app = test::init_service(App::new().wrap(from_fn(metrics::record_request)).route(
+    let app = test::init_service(App::new().wrap(from_fn(record_request)).route(
         "/metrics-test/things/{id}",
         web::get().to(|| async { HttpResponse::Ok().finish() }),
     ))

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use actix_web::http::{Method, StatusCode};
 use actix_web::test as http_test;
 use projects_http::AppState;
-use projects_http::openapi::{DOCS_CSP, openapi_json};
+use projects_http::docs::DOCS_CSP;
+use projects_http::openapi::openapi_json;
 use projects_testkit::TestDb;
 use serde_json::Value;
 
@@ -351,4 +352,112 @@ async fn a_method_a_documented_path_lacks_is_405_with_allow() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// Every object under `value` that has a `default` keyword, by its path
+/// (a property or a response named "default" is not one).
+fn defaults(value: &Value, path: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object {
+                let named = path.ends_with("/properties") || path.ends_with("/responses");
+                if key == "default" && !named {
+                    found.push(path.to_owned());
+                }
+                defaults(child, &format!("{path}/{key}"), found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                defaults(child, &format!("{path}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What typed-client generators need from the document (openapi-typescript,
+/// openapi-python-client). `scripts/typed-clients` and `scripts/lint-openapi`
+/// check it with the real tools in CI; this keeps it in `cargo test`.
+#[test]
+fn the_document_reads_cleanly_for_typed_client_generators() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    // Public operations have no requirement (`[]`), not one empty
+    // requirement (`[{}]`), which generators read as "authenticated".
+    for (method, path) in [
+        ("post", "/api/v1/auth/register"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/logout"),
+        ("get", "/health/live"),
+        ("get", "/health/ready"),
+        ("get", "/openapi.json"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["security"],
+            serde_json::json!([]),
+            "{method} {path}"
+        );
+    }
+    for (method, path) in operations(&doc) {
+        let operation = &doc["paths"][&path][&method];
+        let security = &operation["security"];
+        assert!(
+            security.is_null() || *security == serde_json::json!([]),
+            "{method} {path}: security {security}"
+        );
+        // A short summary, and the rest in the description.
+        let summary = operation["summary"].as_str().unwrap_or_default();
+        assert!(
+            !summary.is_empty() && !summary.contains('\n') && summary.len() <= 60,
+            "{method} {path}: summary {summary:?}"
+        );
+        assert!(
+            operation["description"]
+                .as_str()
+                .is_some_and(|d| !d.trim().is_empty()),
+            "{method} {path} has no description"
+        );
+    }
+    // A page's items are its item schema, not a copy of it.
+    for (page, item) in [
+        ("Page_Project", "Project"),
+        ("Page_User", "User"),
+        ("Page_SessionInfo", "SessionInfo"),
+    ] {
+        assert_eq!(
+            schemas[page]["properties"]["data"]["items"],
+            serde_json::json!({ "$ref": format!("#/components/schemas/{item}") }),
+            "{page}"
+        );
+    }
+    // openapi-typescript makes a property with a `default` required.
+    let mut found = Vec::new();
+    defaults(&doc, "", &mut found);
+    assert!(found.is_empty(), "`default` keywords at {found:?}");
+    // Headers that are always sent are required.
+    for (method, path, status, header) in [
+        ("post", "/api/v1/projects", "201", "ETag"),
+        ("post", "/api/v1/projects", "201", "Location"),
+        ("get", "/api/v1/projects/{id}", "200", "ETag"),
+        ("patch", "/api/v1/projects/{id}", "200", "ETag"),
+        ("post", "/api/v1/auth/register", "201", "Location"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["responses"][status]["headers"][header]["required"], true,
+            "{method} {path} {status} {header}"
+        );
+    }
+    assert_eq!(
+        doc["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["type"],
+        "object"
+    );
+    assert_eq!(
+        schemas["Tokens"]["properties"]["token_type"]["enum"],
+        serde_json::json!(["Bearer"])
+    );
+    assert!(doc["info"]["contact"]["url"].is_string());
+    assert!(doc["info"]["license"]["url"].is_string());
 }

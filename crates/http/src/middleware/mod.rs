@@ -1,4 +1,6 @@
-//! The middleware around every route, outermost first:
+//! The middleware around every route, outermost first (outside them all,
+//! `request_metrics` counts and times every response, and the client
+//! deadline of `client_deadline` follows the connection):
 //!
 //! 1. request id: so every response, even a refused one, carries
 //!    `X-Request-Id`, and every log line of the request its id;
@@ -10,5 +12,7 @@
 
 pub mod cors;
 pub mod problems;
+pub mod rate_limit;
 pub mod request_id;
+pub mod request_metrics;
 pub mod security_headers;

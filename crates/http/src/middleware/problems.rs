@@ -17,7 +17,7 @@ use actix_web::{HttpMessage as _, HttpResponse, ResponseError};
 
 use crate::AppState;
 use crate::error::{ApiError, PROBLEM_TYPE_BASE, Problem};
-use crate::middleware::request_id::RequestId;
+use crate::request_id::RequestId;
 
 /// Completes the error responses of the routes and the layers inside. An
 /// `Err` (or a panic) is completed by the request-id layer outside, which
@@ -35,7 +35,7 @@ pub async fn finalise_problems(
     // methods; RFC 9110 requires `Allow`.
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
         && !response.headers().contains_key(header::ALLOW)
-        && let Some(allow) = crate::openapi::allowed_methods(request.path())
+        && let Some(allow) = crate::route_table::allowed_methods(request.path())
         && let Ok(value) = HeaderValue::from_str(&allow.join(", "))
     {
         response.headers_mut().insert(header::ALLOW, value);

@@ -9,7 +9,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, ResponseError as _, web};
 use futures_util::FutureExt as _;
@@ -18,26 +18,8 @@ use tracing::Instrument as _;
 use crate::client_ip::ClientIp;
 use crate::middleware::security_headers::RouteKind;
 use crate::middleware::{problems, security_headers};
+use crate::request_id::{RequestId, X_REQUEST_ID, sane};
 use crate::{ApiError, AppState};
-
-/// The header that carries the id both ways.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The longest client-chosen id we keep.
-const MAX_LEN: usize = 128;
-
-/// The id of the request being served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
-
-/// A client's id is kept when it is 1 to 128 visible ASCII characters, so
-/// that it cannot break a log line or a header.
-fn sane(value: &HeaderValue) -> Option<String> {
-    let bytes = value.as_bytes();
-    let visible = |byte: &u8| (0x21..=0x7e).contains(byte);
-    (!bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(visible))
-        .then(|| String::from_utf8_lossy(bytes).into_owned())
-}
 
 pub async fn assign_request_id(
     req: ServiceRequest,
@@ -106,45 +88,4 @@ fn finished(span: &tracing::Span, status: StatusCode, started: Instant) {
     span.record("http.status", status.as_u16());
     span.record("duration_ms", started.elapsed().as_millis() as u64);
     span.in_scope(|| tracing::info!("request finished"));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keeps_only_sane_client_ids() {
-        let ok = HeaderValue::from_static("abc-123_XYZ.~!");
-        assert_eq!(sane(&ok).as_deref(), Some("abc-123_XYZ.~!"));
-        assert_eq!(sane(&HeaderValue::from_static("")), None);
-        assert_eq!(sane(&HeaderValue::from_static("has space")), None);
-        let long = "a".repeat(129);
-        assert_eq!(sane(&HeaderValue::from_str(&long).expect("valid")), None);
-        let max = "a".repeat(128);
-        assert_eq!(
-            sane(&HeaderValue::from_str(&max).expect("valid")),
-            Some(max)
-        );
-        let non_ascii = HeaderValue::from_bytes("é".as_bytes()).expect("valid");
-        assert_eq!(sane(&non_ascii), None);
-    }
-
-    proptest::proptest! {
-        /// Any header bytes: a kept id is exactly the client's, 1 to 128
-        /// visible ASCII characters; anything else is dropped.
-        #[test]
-        fn fuzz_request_ids_are_kept_only_when_sane(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
-            let Ok(value) = HeaderValue::from_bytes(&bytes) else { return Ok(()); };
-            match sane(&value) {
-                Some(kept) => {
-                    proptest::prop_assert_eq!(kept.as_bytes(), &bytes[..]);
-                    proptest::prop_assert!((1..=MAX_LEN).contains(&kept.len()));
-                    proptest::prop_assert!(kept.bytes().all(|b| b.is_ascii_graphic()));
-                }
-                None => proptest::prop_assert!(
-                    bytes.is_empty() || bytes.len() > MAX_LEN || !bytes.iter().all(u8::is_ascii_graphic)
-                ),
-            }
-        }
-    }
 }

@@ -14,7 +14,7 @@ use actix_web::middleware::Next;
 use actix_web::web;
 
 use crate::AppState;
-use crate::openapi::DOCS_PATH;
+use crate::docs::DOCS_PATH;
 
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
 
@@ -70,7 +70,7 @@ pub(crate) fn apply(headers: &mut HeaderMap, route: RouteKind, hsts_seconds: u64
         header::CONTENT_SECURITY_POLICY,
         if route == RouteKind::Docs {
             // The interactive docs load their own scripts, styles and images.
-            crate::openapi::DOCS_CSP
+            crate::docs::DOCS_CSP
         } else {
             CSP_API
         },

@@ -16,7 +16,6 @@
 //! allowance again: it finds the allowance this instance saw it use.
 
 mod memory;
-mod middleware;
 mod password_checks;
 mod redis;
 
@@ -30,7 +29,6 @@ use governor::Quota;
 use secrecy::SecretString;
 
 use self::memory::MemoryLimiter;
-pub use self::middleware::rate_limit;
 pub use self::password_checks::PasswordChecks;
 pub use self::redis::FALLBACKS_COUNTER;
 use self::redis::RedisLink;

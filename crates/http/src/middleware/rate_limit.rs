@@ -13,9 +13,9 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{ResponseError as _, web};
 
-use super::{Scope, Standing};
 use crate::client_ip::ClientIp;
 use crate::error::ceil_secs;
+use crate::rate_limit::{Scope, Standing};
 use crate::{ApiError, AppState};
 
 /// Every route under this prefix has the auth limit.
