@@ -301,6 +301,17 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// `BIND_ADDR` alone, for `projects-api healthcheck`.
+pub fn bind_addr_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<SocketAddr, ConfigError> {
+    Env(lookup).parsed("BIND_ADDR", default_bind_addr())
+}
+
+fn default_bind_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
 impl DatabaseConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         database(&Env(lookup))
@@ -424,7 +435,7 @@ impl Config {
         Ok(Config {
             database,
             jwt_secret: jwt_secret.into(),
-            bind_addr: env.parsed("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            bind_addr: env.parsed("BIND_ADDR", default_bind_addr())?,
             metrics_addr: metrics_addr(&env)?,
             access_token_ttl: Duration::from_secs(positive(&env, "ACCESS_TOKEN_TTL_SECONDS", 900)?),
             sessions: sessions(&env)?,

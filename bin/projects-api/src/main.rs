@@ -6,6 +6,7 @@
 mod config;
 mod connections;
 mod create_admin;
+mod healthcheck;
 mod jwt_secret;
 mod metrics_listener;
 mod periodic;
@@ -45,6 +46,13 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
+    /// Ask the server on BIND_ADDR for /health/ready (or --path); exit 0
+    /// only on 200. For container health checks (no shell, no curl).
+    Healthcheck {
+        /// The path to ask for.
+        #[arg(long, default_value = "/health/ready")]
+        path: String,
+    },
 }
 
 /// Exit code for a configuration the server refuses to start with.
@@ -64,6 +72,10 @@ fn main() -> ExitCode {
         Command::Openapi => {
             print!("{}", projects_http::openapi::openapi_json());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck { path } => {
+            config::bind_addr_from_lookup(|name| std::env::var(name).ok())
+                .map(|addr| healthcheck::main(addr, &path))
         }
         Command::Serve => Config::from_env().map(|config| {
             telemetry::init(config.log_format);

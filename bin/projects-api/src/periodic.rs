@@ -84,3 +84,23 @@ pub async fn count_live_sessions(store: &Store) -> Result<(), StoreError> {
     metrics::gauge!(SESSIONS_LIVE).set(live as f64);
     Ok(())
 }
+
+/// Idempotency keys deleted per statement: short transactions, no long lock.
+pub const IDEMPOTENCY_CLEANUP_BATCH: i64 = 1000;
+
+/// Deletes the idempotency keys older than 24 hours, in batches, unless
+/// another instance is doing it (a transaction-level advisory lock, safe
+/// behind a transaction pooler).
+pub async fn expire_idempotency_keys(store: &Store) -> Result<(), StoreError> {
+    let deleted = store
+        .idempotency_keys()
+        .expire(IDEMPOTENCY_CLEANUP_BATCH)
+        .await?;
+    if deleted > 0 {
+        tracing::info!(
+            idempotency.expired = deleted,
+            "expired idempotency keys deleted"
+        );
+    }
+    Ok(())
+}

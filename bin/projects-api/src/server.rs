@@ -23,6 +23,9 @@ pub const BACKGROUND_POOL_SIZE: usize = 2;
 const CLEANUP_PERIOD: Duration = Duration::from_secs(60);
 /// How often the live-sessions gauge is refreshed.
 const LIVE_GAUGE_PERIOD: Duration = Duration::from_secs(30);
+/// How often each instance tries the cleanup of expired idempotency keys
+/// (one instance at a time does it).
+const IDEMPOTENCY_CLEANUP_PERIOD: Duration = Duration::from_secs(300);
 
 pub async fn migrate(database: DatabaseConfig) -> anyhow::Result<()> {
     let store = Store::connect(&database.store_config()).context("invalid DATABASE_URL")?;
@@ -303,6 +306,15 @@ async fn start_background(config: &Config, state: &AppState) -> anyhow::Result<B
         move || {
             let store = gauge_store.clone();
             async move { periodic::count_live_sessions(&store).await }
+        },
+    ));
+    let keys_store = store.clone();
+    tasks.push(periodic::every(
+        "idempotency_key_cleanup",
+        IDEMPOTENCY_CLEANUP_PERIOD,
+        move || {
+            let store = keys_store.clone();
+            async move { periodic::expire_idempotency_keys(&store).await }
         },
     ));
     Ok(Background { store, tasks })

@@ -3,19 +3,22 @@
 //! 404 on every verb, never a 403: the store applies the rule inside each
 //! statement.
 
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
     Page, Project, ProjectAccess, ProjectCursor, ProjectId, ProjectListQuery, ProjectScope, Role,
 };
 use projects_domain::{ProjectSort, ProjectStatus};
-use projects_store::ProjectUpdate;
+use projects_store::{Claim, IdempotencyKey, ProjectUpdate, StoredResponse};
+use sha2::{Digest as _, Sha256};
 
 use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
 use crate::problem_responses::{
-    BadRequest, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors, Unauthorized,
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors,
+    Unauthorized,
 };
 use crate::{ApiError, AppState};
 
@@ -45,16 +48,29 @@ fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) ->
 /// Create a project.
 ///
 /// The caller owns the new project: 201 with it, its `Location` and its
-/// `ETag`.
+/// `ETag`. With an `Idempotency-Key`, a retry gets the first response again.
 #[utoipa::path(
     tag = "projects",
     operation_id = "create_project",
     request_body = NewProject,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            pattern = r"^[!-~]+$",
+            description = "1 to 255 visible ASCII characters (`!` to `~`), unique per request you mean: \
+            the same key from you with the same body within 24 hours gets the first response \
+            again (status, headers, body) with `Idempotent-Replayed: true`, from any instance; \
+            with a different body 422; while the first request runs, 409. A malformed key is 400.",
+            example = "create-apollo-7f3c"),
+    ),
     responses(
-        (status = 201, description = "Created; you own it", body = Project, headers(
+        (status = 201, description = "Created; you own it (or, with `Idempotent-Replayed: true`, \
+            the response to the first request with this `Idempotency-Key`)", body = Project, headers(
             ("Location" = String, description = "The new project: `/api/v1/projects/{id}`"),
             ("ETag" = String, description = "The project's version, quoted: `\"1\"`"),
-        )),        (status = 401, response = Unauthorized),
+            ("Idempotent-Replayed" = String, description = "`true` on a replayed response"),
+        )),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
         ServerErrors,
         JsonBodyErrors,
     )
@@ -63,13 +79,132 @@ fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) ->
 pub async fn create(
     caller: CurrentUser,
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: ValidatedJson<NewProject>,
 ) -> Result<HttpResponse, ApiError> {
-    let project = state.store.projects().create(caller.id, &body).await?;
-    tracing::info!(project.id = %project.id, user.id = %caller.id, "project created");
+    let Some(key) = idempotency_key(&request)? else {
+        let project = state.store.projects().create(caller.id, &body).await?;
+        tracing::info!(project.id = %project.id, user.id = %caller.id, "project created");
+        return Ok(created(&project));
+    };
+    let request_hash = fingerprint(&body);
+    let key = IdempotencyKey::new(caller.id, key, &request_hash);
+    match state.store.idempotency_keys().claim(key).await? {
+        Claim::Owned => {}
+        Claim::Replay(stored) => {
+            tracing::info!(user.id = %caller.id, "idempotent request replayed");
+            let mut response = replay(&stored);
+            response.headers_mut().insert(
+                HeaderName::from_static("idempotent-replayed"),
+                HeaderValue::from_static("true"),
+            );
+            return Ok(response);
+        }
+        Claim::InFlight => {
+            return Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is still in progress: retry later".into(),
+            ));
+        }
+        Claim::Mismatch => {
+            return Err(ApiError::invalid_field(
+                "Idempotency-Key",
+                "reused",
+                "this key was used for a request with a different body: use a new key",
+            ));
+        }
+    }
+    let outcome = state
+        .store
+        .projects()
+        .create_idempotent(key, &body, |project| stored(&created(project), project))
+        .await;
+    match outcome {
+        Ok((project, stored)) => {
+            tracing::info!(project.id = %project.id, user.id = %caller.id, "project created");
+            Ok(replay(&stored))
+        }
+        Err(error) => {
+            // Nothing was created: let a retry run.
+            if let Err(release) = state.store.idempotency_keys().release(key).await {
+                tracing::warn!(error = ?release, "cannot release an idempotency key");
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// The 201 answer to a create.
+fn created(project: &Project) -> HttpResponse {
     let mut response = HttpResponse::Created();
     response.insert_header((header::LOCATION, format!("{BASE}/{}", project.id)));
-    Ok(with_etag(response, &project))
+    with_etag(response, project)
+}
+
+/// The parts of `response` to replay: status, `Location`, `ETag`,
+/// `Content-Type`, and the body (the project, serialised once more).
+fn stored(response: &HttpResponse, project: &Project) -> StoredResponse {
+    let headers = [header::LOCATION, header::ETAG, header::CONTENT_TYPE]
+        .into_iter()
+        .filter_map(|name| {
+            let value = response.headers().get(&name)?.to_str().ok()?;
+            Some((name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect();
+    StoredResponse {
+        status: response.status().as_u16(),
+        headers,
+        body: serde_json::to_vec(project).unwrap_or_default(),
+    }
+}
+
+fn replay(stored: &StoredResponse) -> HttpResponse {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    for (name, value) in &stored.headers {
+        response.insert_header((name.as_str(), value.as_str()));
+    }
+    response.body(stored.body.clone())
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 visible ASCII
+/// characters (RFC 5234 VCHAR), else 400.
+fn idempotency_key(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let mut values = request.headers().get_all("idempotency-key");
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "send one Idempotency-Key header, not several".into(),
+        ));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (`!` to `~`, no spaces)"
+                .into(),
+        ));
+    }
+    Ok(value.to_str().ok())
+}
+
+/// What makes two creates "the same request": the route and the validated
+/// body (so spacing, key order and trimmed whitespace do not count).
+fn fingerprint(project: &NewProject) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    let mut field = |value: Option<&str>| match value {
+        None => hash.update([0u8]),
+        Some(text) => {
+            hash.update([1u8]);
+            hash.update((text.len() as u64).to_be_bytes());
+            hash.update(text.as_bytes());
+        }
+    };
+    field(Some("POST /api/v1/projects"));
+    field(project.name.as_deref());
+    field(project.description.as_deref());
+    field(Some(project.status.as_str()));
+    hash.finalize().into()
 }
 
 /// Get a project.

@@ -4,5 +4,6 @@
 
 mod projects {
     mod crud;
+    mod idempotency;
     mod lists;
 }

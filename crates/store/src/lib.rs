@@ -8,6 +8,7 @@
 
 mod account_tokens;
 mod error;
+mod idempotency;
 mod jobs;
 mod migrations;
 mod pool;
@@ -22,6 +23,9 @@ pub use account_tokens::{
     AccountTokens, ConsumeError, InvalidToken, Issued, MailLimits, NewAccountToken, TokenPurpose,
 };
 pub use error::StoreError;
+pub use idempotency::{
+    Claim, IDEMPOTENCY_KEY_TTL, IdempotencyKey, IdempotencyKeys, StoredResponse,
+};
 pub use jobs::worker::{JOBS_COMPLETED_TOTAL, JOBS_DEAD_TOTAL, JOBS_RETRIED_TOTAL};
 pub use jobs::{
     Backoff, ClaimedJob, FailOutcome, JobFailure, JobHandler, JobRecord, JobState, JobStats, Jobs,

@@ -19,6 +19,7 @@ use projects_domain::{
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use crate::idempotency::{COMPLETE, IdempotencyKey, StoredResponse, response_columns};
 use crate::statement::Sql;
 use crate::{Store, StoreError};
 
@@ -191,6 +192,63 @@ impl Projects<'_> {
             )
             .await?;
         project_from_row(&row)
+    }
+
+    /// Inserts a project owned by `key.user` and, in the same transaction,
+    /// stores the response `render` makes of it under the idempotency key
+    /// claimed for this request: either both happen or neither does.
+    pub async fn create_idempotent(
+        &self,
+        key: IdempotencyKey<'_>,
+        project: &NewProject,
+        render: impl FnOnce(&Project) -> StoredResponse,
+    ) -> Result<(Project, StoredResponse), StoreError> {
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let row = self
+            .store
+            .slow
+            .query_one(
+                &tx,
+                &INSERT,
+                &[
+                    ProjectId::new().as_uuid(),
+                    key.user.as_uuid(),
+                    &project.name,
+                    &project.description,
+                    &project.status.as_str(),
+                ],
+            )
+            .await?;
+        let project = project_from_row(&row)?;
+        let response = render(&project);
+        let (status, names, values) = response_columns(&response);
+        let stored = self
+            .store
+            .slow
+            .execute(
+                &tx,
+                &COMPLETE,
+                &[
+                    key.user.as_uuid(),
+                    &key.key,
+                    &status,
+                    &names,
+                    &values,
+                    &response.body,
+                    &key.claim,
+                ],
+            )
+            .await?;
+        if stored != 1 {
+            // The claim was taken over (this request outlived its lease):
+            // the other request answers for the key.
+            return Err(StoreError::Conflict {
+                constraint: Some("idempotency_keys_pkey".into()),
+            });
+        }
+        tx.commit().await?;
+        Ok((project, response))
     }
 
     /// The project, if `access` may see it.

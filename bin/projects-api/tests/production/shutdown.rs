@@ -191,3 +191,58 @@ async fn a_drain_fails_readiness_at_once_while_still_serving() {
     let logs = server.logs();
     assert!(logs.iter().any(|l| l.contains("draining")), "{logs:#?}");
 }
+
+/// `projects-api healthcheck` (the container image's health check) against
+/// the server on `BIND_ADDR`.
+fn healthcheck(addr: std::net::SocketAddr) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_projects-api"))
+        .arg("healthcheck")
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("BIND_ADDR", addr.to_string())
+        .output()
+        .expect("run the healthcheck");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_follows_readiness() {
+    let db = TestDb::new().await;
+    let mut server = Server::start(
+        db.url(),
+        &[
+            ("SHUTDOWN_DRAIN_SECONDS", "5"),
+            ("SHUTDOWN_GRACE_SECONDS", "5"),
+        ],
+    )
+    .await;
+    let addr = server.addr;
+    let (ok, stderr) = tokio::task::spawn_blocking(move || healthcheck(addr))
+        .await
+        .expect("healthcheck");
+    assert!(ok, "healthy server: {stderr}");
+    // Draining: not ready, so the health check fails.
+    server.signal("TERM");
+    let mut failed = String::new();
+    for _ in 0..50 {
+        let (ok, stderr) = tokio::task::spawn_blocking(move || healthcheck(addr))
+            .await
+            .expect("healthcheck");
+        if !ok {
+            failed = stderr;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(failed.contains("503"), "{failed:?}");
+    server.signal("TERM");
+    server.wait(Duration::from_secs(20)).await.expect("exits");
+    // Nobody listening: fails too.
+    let (ok, stderr) = tokio::task::spawn_blocking(move || healthcheck(addr))
+        .await
+        .expect("healthcheck");
+    assert!(!ok, "{stderr}");
+}
