@@ -16,7 +16,7 @@ use projects_auth::{AccountToken, address_hash};
 use projects_domain::inputs::{PasswordResetConfirm, PasswordResetRequest, TokenConfirm};
 use projects_domain::{SessionEndReason, User};
 use projects_mail::{MAIL_ATTEMPTS, MailKind};
-use projects_store::{ConsumeError, Issued, NewJob, StoreError};
+use projects_store::{Issued, NewJob};
 use serde::Serialize;
 
 use crate::account_mail::{
@@ -24,6 +24,7 @@ use crate::account_mail::{
 };
 use crate::audit::log_attempt;
 use crate::auth::{Session, start_session};
+use crate::error::CallerLookup;
 use crate::extract::{CurrentUser, ValidatedJson};
 use crate::problem_responses::{
     Conflict, InvalidAccountToken, JsonBodyErrors, ServerErrors, TooManyRequests, Unauthorized,
@@ -48,17 +49,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(verify_email)
         .service(resend_verification)
         .service(confirm_email_change);
-}
-
-fn consumed<T>(result: Result<T, ConsumeError>) -> Result<T, ApiError> {
-    match result {
-        Ok(value) => Ok(value),
-        Err(ConsumeError::Invalid(_)) => Err(ApiError::InvalidAccountToken),
-        Err(ConsumeError::Store(StoreError::Conflict { .. })) => Err(ApiError::Conflict(
-            "an account with this e-mail address already exists".into(),
-        )),
-        Err(ConsumeError::Store(error)) => Err(error.into()),
-    }
 }
 
 /// Ask for a password reset link.
@@ -130,17 +120,16 @@ pub async fn confirm_password_reset(
         .passwords
         .hash(input.password.as_deref().unwrap_or_default())
         .await?;
-    let (user, ended) = match consumed(
-        state
-            .store
-            .account_tokens()
-            .reset_password(token.hash(), &password_hash)
-            .await,
-    ) {
+    let (user, ended) = match state
+        .store
+        .account_tokens()
+        .reset_password(token.hash(), &password_hash)
+        .await
+    {
         Ok(reset) => reset,
         Err(error) => {
             log_attempt(&req, "password_reset", "invalid_token", None);
-            return Err(error);
+            return Err(error.into());
         }
     };
     // This instance and the others (through Redis) refuse the ended
@@ -180,14 +169,13 @@ pub async fn verify_email(
     body: ValidatedJson<TokenConfirm>,
 ) -> Result<HttpResponse, ApiError> {
     let token = AccountToken::from_client(body.into_inner().token.unwrap_or_default());
-    let user = consumed(
-        state
-            .store
-            .account_tokens()
-            .verify_email(token.hash())
-            .await,
-    )
-    .inspect_err(|_| log_attempt(&req, "verify_email", "invalid_token", None))?;
+    let user = state
+        .store
+        .account_tokens()
+        .verify_email(token.hash())
+        .await
+        .map_err(ApiError::from)
+        .inspect_err(|_| log_attempt(&req, "verify_email", "invalid_token", None))?;
     log_attempt(&req, "verify_email", "success", Some(user.id));
     Ok(HttpResponse::Ok().json(user))
 }
@@ -217,12 +205,7 @@ pub async fn resend_verification(
         .users()
         .find_by_id(caller.id)
         .await
-        .map_err(|error| match error {
-            StoreError::NotFound => {
-                ApiError::InvalidToken("the user of this access token no longer exists")
-            }
-            error => error.into(),
-        })?;
+        .map_err(CallerLookup)?;
     if !user.email_verified {
         let (token_id, token) = verification_token(&state.account_tokens, &state.accounts);
         let mail = verification_mail(&user, token_id, &state.accounts);
@@ -294,8 +277,9 @@ pub async fn confirm_email_change(
             )
         })
         .await;
-    let user =
-        consumed(changed).inspect_err(|_| log_attempt(&req, "email_change", "refused", None))?;
+    let user = changed
+        .map_err(ApiError::from)
+        .inspect_err(|_| log_attempt(&req, "email_change", "refused", None))?;
     log_attempt(&req, "email_change", "success", Some(user.id));
     Ok(HttpResponse::Ok().json(user))
 }

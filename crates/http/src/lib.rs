@@ -46,4 +46,4 @@ pub use auth::Tokens;
 pub use cursor::CursorCodec;
 pub use drain::Drain;
 pub use error::{ApiError, FieldError, Problem};
-pub use state::{AccountsConfig, AppState, HttpConfig, TEST_JWT_SECRET, test_token_config};
+pub use state::{AccountsConfig, AppState, HttpConfig};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use projects_auth::{AccountTokenKey, PasswordHasher, SuccessorKey, TokenConfig, TokenService};
+use projects_auth::{AccountTokenKey, PasswordHasher, SuccessorKey, TokenService};
 use projects_store::{MailLimits, SessionPolicy, Store};
 
 use crate::rate_limit::{RateLimitConfig, RateLimits};
@@ -61,10 +61,6 @@ impl Default for AccountsConfig {
     }
 }
 
-/// The JWT secret of [`AppState::for_tests`]. Public so that tests can forge
-/// tokens; never use it anywhere else.
-pub const TEST_JWT_SECRET: &str = "projects-api test secret: never use in production";
-
 /// Shared by all workers; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -115,42 +111,5 @@ impl AppState {
             account_tokens,
             accounts: AccountsConfig::default(),
         }
-    }
-
-    /// A state for tests: default HTTP settings (rate limits off),
-    /// [`TEST_JWT_SECRET`], issuer and audience `projects-api`, 900 s access
-    /// tokens, the contract's session policy, and the production password
-    /// hasher.
-    pub fn for_tests(store: Store) -> Self {
-        Self::for_tests_with(store, HttpConfig::default())
-    }
-
-    /// [`AppState::for_tests`] with other HTTP settings. Rate limits whose
-    /// Redis cannot be used stay in memory.
-    pub fn for_tests_with(store: Store, config: HttpConfig) -> Self {
-        let rate_limits = RateLimits::new(&config.rate_limits).unwrap_or_else(|_| {
-            let memory_only = RateLimitConfig {
-                redis_url: None,
-                ..config.rate_limits.clone()
-            };
-            RateLimits::new(&memory_only).unwrap_or_else(|_| RateLimits::disabled())
-        });
-        Self::new(
-            store,
-            config,
-            TokenService::new(test_token_config()),
-            PasswordHasher::default(),
-            rate_limits,
-        )
-    }
-}
-
-/// The token settings of [`AppState::for_tests`].
-pub fn test_token_config() -> TokenConfig {
-    TokenConfig {
-        secret: TEST_JWT_SECRET.into(),
-        issuer: "projects-api".into(),
-        audience: "projects-api".into(),
-        access_ttl: Duration::from_secs(900),
     }
 }

@@ -5,11 +5,12 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
 use projects_auth::Verification;
 use projects_domain::inputs::{UserPatch, UserSelfPatch};
 use projects_domain::{Page, SessionEndReason, User, UserId};
-use projects_store::{Issued, StoreError, UserChangeError, UserUpdate};
+use projects_store::{Issued, UserUpdate};
 
 use crate::audit::log_attempt;
 use crate::client_ip::ClientIp;
 use crate::cursor::CursorCodec;
+use crate::error::CallerLookup;
 use crate::extract::{AdminUser, CurrentUser, PageParams, ValidatedJson};
 use crate::problem_responses::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, TooManyPasswordChecks,
@@ -35,15 +36,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(remove);
 }
 
-fn gone(error: StoreError) -> ApiError {
-    match error {
-        StoreError::NotFound => {
-            ApiError::InvalidToken("the user of this access token no longer exists")
-        }
-        error => error.into(),
-    }
-}
-
 /// Get your account.
 ///
 /// The user of the access token.
@@ -63,7 +55,7 @@ pub async fn me(state: web::Data<AppState>, caller: CurrentUser) -> Result<HttpR
         .users()
         .find_by_id(caller.id)
         .await
-        .map_err(gone)?;
+        .map_err(CallerLookup)?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -115,7 +107,7 @@ pub async fn update_me(
             .users()
             .change_password(caller.id, &hash, caller.session_id)
             .await
-            .map_err(gone)?;
+            .map_err(CallerLookup)?;
         record_ending(&state, &ended, SessionEndReason::PasswordChange);
         log_attempt(&req, "password_change", "success", Some(caller.id));
     }
@@ -123,7 +115,7 @@ pub async fn update_me(
         Some(name) => state.store.users().set_name(caller.id, name).await,
         None => state.store.users().find_by_id(caller.id).await,
     }
-    .map_err(gone)?;
+    .map_err(CallerLookup)?;
     let Some(new_email) = new_email else {
         return Ok(HttpResponse::Ok().json(user));
     };
@@ -159,7 +151,7 @@ async fn check_current_password(
         .users()
         .find_credentials_by_id(user_id)
         .await
-        .map_err(gone)?;
+        .map_err(CallerLookup)?;
     let account = credentials.user.email.to_string();
     let throttle = state.rate_limits.password_checks();
     if let Err(retry_after) = throttle.begin(&account).await {
@@ -299,13 +291,6 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(user))
 }
 
-fn change_error(error: UserChangeError) -> ApiError {
-    match error {
-        UserChangeError::Domain(error) => error.into(),
-        UserChangeError::Store(error) => error.into(),
-    }
-}
-
 /// Update a user (admins).
 ///
 /// `role` and `name`; demoting the last admin is 409.
@@ -343,8 +328,7 @@ pub async fn update(
                 name: input.name,
             },
         )
-        .await
-        .map_err(change_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -373,12 +357,7 @@ pub async fn remove(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let ended = state
-        .store
-        .users()
-        .delete_unless_last_admin(id)
-        .await
-        .map_err(change_error)?;
+    let ended = state.store.users().delete_unless_last_admin(id).await?;
     record_ending(&state, &ended, SessionEndReason::UserDeleted);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -15,6 +15,7 @@ use projects_auth::{AccessClaims, TokenError, bearer_token};
 use projects_domain::{Email, Role, SessionId, User, UserId};
 use projects_store::StoreError;
 
+use crate::error::CallerLookup;
 use crate::{ApiError, AppState};
 
 /// Whom the access token speaks for. `role` is the role when the token was
@@ -33,13 +34,13 @@ impl CurrentUser {
     /// The caller's role as the database has it now. A user deleted since
     /// the token was issued is refused (401).
     pub async fn current_role(&self, state: &AppState) -> Result<Role, ApiError> {
-        match state.store.users().find_by_id(self.id).await {
-            Ok(user) => Ok(user.role),
-            Err(StoreError::NotFound) => Err(ApiError::InvalidToken(
-                "the user of this access token no longer exists",
-            )),
-            Err(error) => Err(error.into()),
-        }
+        let user = state
+            .store
+            .users()
+            .find_by_id(self.id)
+            .await
+            .map_err(CallerLookup)?;
+        Ok(user.role)
     }
 
     /// Whether the caller is an admin now (database check).
