@@ -2,11 +2,14 @@
 //! credentials services (access tokens, password hashing).
 
 use std::sync::Arc;
+
+use secrecy::ExposeSecret as _;
 use std::time::Duration;
 
 use projects_auth::{AccountTokenKey, PasswordHasher, SuccessorKey, TokenService};
 use projects_store::{MailLimits, SessionPolicy, Store};
 
+use crate::cursor::ListCursors;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 use crate::revocations::Revocations;
 
@@ -83,6 +86,8 @@ pub struct AppState {
     pub account_tokens: AccountTokenKey,
     /// Lifetimes, limits and policy of the account flows.
     pub accounts: AccountsConfig,
+    /// The list cursors' codecs, keyed once from the JWT secret.
+    pub cursors: ListCursors,
 }
 
 impl AppState {
@@ -99,6 +104,7 @@ impl AppState {
         let account_tokens = AccountTokenKey::new(tokens.config().secret.clone());
         let revocations = Arc::new(Revocations::new(tokens.config().access_ttl));
         let successors = SuccessorKey::from_secret(&tokens.config().secret);
+        let cursors = ListCursors::from_secret(tokens.config().secret.expose_secret().as_bytes());
         Self {
             store,
             config,
@@ -110,6 +116,7 @@ impl AppState {
             drain: crate::drain::Drain::default(),
             account_tokens,
             accounts: AccountsConfig::default(),
+            cursors,
         }
     }
 }
