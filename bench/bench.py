@@ -129,7 +129,8 @@ class Server:
 
     def __init__(self, binary: Path, database_url: str, workdir: Path, pool_size: int | None,
                  workers: int | None = None, *, wrapper: list[str] | None = None,
-                 jwt_secret: str | None = None, log_name: str = "server.log"):
+                 jwt_secret: str | None = None, log_name: str = "server.log",
+                 extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -146,6 +147,7 @@ class Server:
             # Long enough that the tokens outlive a full run.
             "ACCESS_TOKEN_TTL_SECONDS": "14400",
         }
+        env.update(extra_env or {})
         if pool_size:
             env["DATABASE_POOL_SIZE"] = str(pool_size)
         if workers:
@@ -699,6 +701,23 @@ def tool_version(cmd: list[str]) -> str:
         return "unknown"
 
 
+def start_pooler(admin_url: str) -> tuple[str, str, bool]:
+    """A PgBouncer (transaction pooling, default settings) in front of the
+    server of `admin_url`, from scripts/pgbouncer: the server's URL through
+    it, its version, and whether this run started it (and stops it)."""
+    script = str(ROOT / "scripts" / "pgbouncer")
+    env = {**os.environ, "DATABASE_URL": admin_url}
+    was_up = subprocess.run([script, "url"], env=env, capture_output=True).returncode == 0
+    done = subprocess.run([script, "up"], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/pgbouncer up failed: {done.stderr.strip()[-600:]}")
+    url = with_database(done.stdout.strip().splitlines()[-1], BENCH_DB)
+    binary = subprocess.run([script, "bin"], capture_output=True, text=True).stdout.strip()
+    version = tool_version([binary.splitlines()[-1], "--version"]) if binary else "pgbouncer"
+    say(f"the server goes through {version} at {url} (transaction pooling, unnamed statements)")
+    return url, f"{version}, pool_mode=transaction", not was_up
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -719,6 +738,10 @@ def main() -> int:
     parser.add_argument("--scenarios", help="comma-separated subset of: " + ", ".join(SCENARIOS))
     parser.add_argument("--name", help="results file name (default latest, quick: quick)")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument("--pooler", action="store_true",
+                        help="the server goes through a PgBouncer in transaction mode "
+                             "(scripts/pgbouncer) with DATABASE_PREPARED_STATEMENTS=false; "
+                             "seeding and pgbench stay direct")
     args = parser.parse_args()
 
     quick = args.quick
@@ -742,7 +765,7 @@ def main() -> int:
     unknown = [s for s in plan.scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(unknown)}")
-    name = args.name or ("quick" if quick else "latest")
+    name = args.name or ("quick" if quick else "pooler" if args.pooler else "latest")
     workdir = BENCH_DIR / ".work"
     workdir.mkdir(exist_ok=True)
     results = BENCH_DIR / "results"
@@ -755,7 +778,12 @@ def main() -> int:
     db_url = with_database(args.database_url, BENCH_DB)
     psql(args.database_url, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
     psql(args.database_url, f'CREATE DATABASE "{BENCH_DB}"')
-    server = Server(args.binary.resolve(), db_url, workdir, args.pool_size, args.workers)
+    server_url, pooler, stop_pooler = db_url, None, False
+    if args.pooler:
+        server_url, pooler, stop_pooler = start_pooler(args.database_url)
+    server = Server(args.binary.resolve(), server_url, workdir, args.pool_size, args.workers,
+                    extra_env={"DATABASE_PREPARED_STATEMENTS": "false",
+                               "DATABASE_MIGRATION_URL": db_url} if args.pooler else None)
     rows: list[dict] = []
     missing: dict[str, str] = {}
     ctx: Context | None = None
@@ -774,6 +802,8 @@ def main() -> int:
         rows, missing = run(ctx)
     finally:
         server.stop()
+        if stop_pooler:
+            subprocess.run([str(ROOT / "scripts" / "pgbouncer"), "down"], check=False)
         if not args.keep_db:
             psql(args.database_url, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
@@ -792,6 +822,7 @@ def main() -> int:
                   "postgres": psql(args.database_url, "SHOW server_version")},
         "settings": {**plan.__dict__, "pool_size": args.pool_size or 16,
                      "http_workers": args.workers or "one per core",
+                     "pooler": pooler,
                      "pgbench_clients_cap": ctx.pg_clients_cap if ctx else None},
         "rows": rows,
         "missing": missing,
