@@ -177,6 +177,10 @@ migrate:
 # Load benchmark against pgbench ceilings (release build; `--quick` for a smoke run); see bench/README.md
 bench *args:
     bench/run.sh "$@"
+
+# The production topology without Docker (HAProxy -> 3 release instances -> PgBouncer -> its own PostgreSQL, Redis) and its checks: walkthrough, timeout, outage, rolling restart under load, shared limit, idempotency
+fleet:
+    scripts/fleet
 # Browser test of /docs: headless Chromium (Debian's) against a server on a throwaway database; saves e2e/screenshots/docs.png
 test-e2e:
     #!/usr/bin/env bash

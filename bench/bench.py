@@ -701,6 +701,23 @@ def tool_version(cmd: list[str]) -> str:
         return "unknown"
 
 
+def start_pooler(admin_url: str) -> tuple[str, str, bool]:
+    """A PgBouncer (transaction pooling, default settings) in front of the
+    server of `admin_url`, from scripts/pgbouncer: the server's URL through
+    it, its version, and whether this run started it (and stops it)."""
+    script = str(ROOT / "scripts" / "pgbouncer")
+    env = {**os.environ, "DATABASE_URL": admin_url}
+    was_up = subprocess.run([script, "url"], env=env, capture_output=True).returncode == 0
+    done = subprocess.run([script, "up"], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/pgbouncer up failed: {done.stderr.strip()[-600:]}")
+    url = with_database(done.stdout.strip().splitlines()[-1], BENCH_DB)
+    binary = subprocess.run([script, "bin"], capture_output=True, text=True).stdout.strip()
+    version = tool_version([binary.splitlines()[-1], "--version"]) if binary else "pgbouncer"
+    say(f"the server goes through {version} at {url} (transaction pooling, unnamed statements)")
+    return url, f"{version}, pool_mode=transaction", not was_up
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -721,6 +738,13 @@ def main() -> int:
     parser.add_argument("--scenarios", help="comma-separated subset of: " + ", ".join(SCENARIOS))
     parser.add_argument("--name", help="results file name (default latest, quick: quick)")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument("--pooler", action="store_true",
+                        help="the server goes through a PgBouncer in transaction mode "
+                             "(scripts/pgbouncer) with DATABASE_PREPARED_STATEMENTS=false; "
+                             "seeding and pgbench stay direct")
+    parser.add_argument("--unnamed-statements", action="store_true",
+                        help="DATABASE_PREPARED_STATEMENTS=false without a pooler (what --pooler "
+                             "costs besides the pooler itself)")
     args = parser.parse_args()
 
     quick = args.quick
@@ -744,7 +768,7 @@ def main() -> int:
     unknown = [s for s in plan.scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(unknown)}")
-    name = args.name or ("quick" if quick else "latest")
+    name = args.name or ("quick" if quick else "pooler" if args.pooler else "latest")
     workdir = BENCH_DIR / ".work"
     workdir.mkdir(exist_ok=True)
     results = BENCH_DIR / "results"
@@ -757,7 +781,14 @@ def main() -> int:
     db_url = with_database(args.database_url, BENCH_DB)
     psql(args.database_url, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
     psql(args.database_url, f'CREATE DATABASE "{BENCH_DB}"')
-    server = Server(args.binary.resolve(), db_url, workdir, args.pool_size, args.workers)
+    server_url, pooler, stop_pooler = db_url, None, False
+    if args.pooler:
+        server_url, pooler, stop_pooler = start_pooler(args.database_url)
+    extra_env = {}
+    if args.pooler or args.unnamed_statements:
+        extra_env = {"DATABASE_PREPARED_STATEMENTS": "false", "DATABASE_MIGRATION_URL": db_url}
+    server = Server(args.binary.resolve(), server_url, workdir, args.pool_size, args.workers,
+                    extra_env=extra_env)
     rows: list[dict] = []
     missing: dict[str, str] = {}
     ctx: Context | None = None
@@ -776,6 +807,8 @@ def main() -> int:
         rows, missing = run(ctx)
     finally:
         server.stop()
+        if stop_pooler:
+            subprocess.run([str(ROOT / "scripts" / "pgbouncer"), "down"], check=False)
         if not args.keep_db:
             psql(args.database_url, f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
@@ -794,6 +827,8 @@ def main() -> int:
                   "postgres": psql(args.database_url, "SHOW server_version")},
         "settings": {**plan.__dict__, "pool_size": args.pool_size or 16,
                      "http_workers": args.workers or "one per core",
+                     "pooler": pooler,
+                     "prepared_statements": not (args.pooler or args.unnamed_statements),
                      "pgbench_clients_cap": ctx.pg_clients_cap if ctx else None},
         "rows": rows,
         "missing": missing,

@@ -20,8 +20,9 @@
 const PUBLISHED: &[&str] = &[
     // `.env.example` before `just dev` wrote random secrets.
     "dev-only-insecure-jwt-secret-never-use-outside-local-development",
-    // The in-process tests' `AppState::for_tests`.
-    projects_http::TEST_JWT_SECRET,
+    // The in-process tests' (`projects_testkit::TEST_JWT_SECRET`; a test
+    // checks that it is this one).
+    "projects-api test secret: never use in production",
     // The binary's tests before they used random secrets.
     "test-secret-test-secret-test-secret!",
     // The configuration tests' example.
@@ -107,7 +108,7 @@ mod tests {
     fn published_and_trivial_secrets_are_refused() {
         for weak in [
             PUBLISHED[0],
-            projects_http::TEST_JWT_SECRET,
+            projects_testkit::TEST_JWT_SECRET,
             "test-secret-test-secret-test-secret!",
             &"a".repeat(32),
             &"a".repeat(200),

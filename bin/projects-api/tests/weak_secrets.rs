@@ -26,7 +26,7 @@ fn published_and_trivially_weak_secrets_are_refused_with_exit_code_2() {
     let published_example = "dev-only-insecure-jwt-secret-never-use-outside-local-development";
     let mut weak: Vec<String> = vec![
         published_example.into(),
-        projects_http::TEST_JWT_SECRET.into(),
+        projects_testkit::TEST_JWT_SECRET.into(),
         "a".repeat(32),
         "a".repeat(64),
         "ab".repeat(32),

@@ -5,17 +5,17 @@
 //! issued for another list) is a 400 before anything is parsed or queried.
 //! The key is derived from the JWT secret with a purpose label that names
 //! the list, so that a cursor tag can never double as a token signature,
-//! nor one list's cursor pass for another's.
+//! nor one list's cursor pass for another's. The keys are derived once, at
+//! start ([`ListCursors`]), not per request.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::{ApiError, AppState};
+use crate::ApiError;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -30,12 +30,31 @@ const MAX_CURSOR_CHARS: usize = 2_048;
 /// Signs and verifies cursors.
 #[derive(Clone)]
 pub struct CursorCodec {
-    key: [u8; 32],
+    /// The HMAC keyed once (its padded key blocks hashed), cloned per use.
+    mac: HmacSha256,
 }
 
 impl std::fmt::Debug for CursorCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CursorCodec").finish_non_exhaustive()
+    }
+}
+
+/// The cursor codec of every list, keyed once from the JWT secret.
+#[derive(Debug, Clone)]
+pub struct ListCursors {
+    pub projects: CursorCodec,
+    pub users: CursorCodec,
+    pub sessions: CursorCodec,
+}
+
+impl ListCursors {
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self {
+            projects: CursorCodec::from_secret(secret, "projects"),
+            users: CursorCodec::from_secret(secret, "users"),
+            sessions: CursorCodec::from_secret(secret, "sessions"),
+        }
     }
 }
 
@@ -54,21 +73,14 @@ impl CursorCodec {
         let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
         mac.update(KEY_LABEL);
         mac.update(list.as_bytes());
+        let key = mac.finalize().into_bytes();
         Self {
-            key: mac.finalize().into_bytes().into(),
+            mac: HmacSha256::new_from_slice(&key).expect("HMAC accepts keys of any length"),
         }
     }
 
-    /// The codec of one list, keyed from the server's JWT secret.
-    pub(crate) fn for_list(state: &AppState, list: &str) -> Self {
-        Self::from_secret(
-            state.tokens.config().secret.expose_secret().as_bytes(),
-            list,
-        )
-    }
-
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.key).expect("HMAC accepts keys of any length")
+        self.mac.clone()
     }
 
     pub fn encode<T: Serialize>(&self, cursor: &T) -> String {

@@ -43,7 +43,7 @@ mod users;
 
 pub use app::{app, configure};
 pub use auth::Tokens;
-pub use cursor::CursorCodec;
+pub use cursor::{CursorCodec, ListCursors};
 pub use drain::Drain;
 pub use error::{ApiError, FieldError, Problem};
-pub use state::{AccountsConfig, AppState, HttpConfig, TEST_JWT_SECRET, test_token_config};
+pub use state::{AccountsConfig, AppState, HttpConfig};

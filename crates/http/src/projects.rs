@@ -14,7 +14,6 @@ use projects_domain::{ProjectSort, ProjectStatus};
 use projects_store::{Claim, IdempotencyKey, ProjectUpdate, StoredResponse};
 use sha2::{Digest as _, Sha256};
 
-use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
 use crate::problem_responses::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors,
@@ -367,7 +366,7 @@ pub async fn list(
         sort: params.sort,
         limit: params.limit,
     };
-    let codec = CursorCodec::for_list(&state, "projects");
+    let codec = &state.cursors.projects;
     let after = match params.cursor.as_deref() {
         None => None,
         Some(text) => {

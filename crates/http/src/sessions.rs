@@ -9,7 +9,6 @@ use projects_domain::{Page, Session, SessionEndReason, SessionId, Timestamp};
 use projects_store::{EndedSessions, SessionScope};
 use serde::{Deserialize, Serialize};
 
-use crate::cursor::CursorCodec;
 use crate::extract::{CurrentUser, PageParams};
 use crate::metrics::SESSIONS_ENDED_TOTAL;
 use crate::problem_responses::{BadRequest, NotFound, ServerErrors, Unauthorized};
@@ -128,7 +127,7 @@ pub async fn list(
     params: PageParams,
 ) -> Result<HttpResponse, ApiError> {
     let limit = usize::from(params.limit.get());
-    let codec = CursorCodec::for_list(&state, "sessions");
+    let codec = &state.cursors.sessions;
     let after: Option<SessionId> = params
         .cursor
         .as_deref()

@@ -2,11 +2,14 @@
 //! credentials services (access tokens, password hashing).
 
 use std::sync::Arc;
+
+use secrecy::ExposeSecret as _;
 use std::time::Duration;
 
-use projects_auth::{AccountTokenKey, PasswordHasher, SuccessorKey, TokenConfig, TokenService};
+use projects_auth::{AccountTokenKey, PasswordHasher, SuccessorKey, TokenService};
 use projects_store::{MailLimits, SessionPolicy, Store};
 
+use crate::cursor::ListCursors;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 use crate::revocations::Revocations;
 
@@ -61,10 +64,6 @@ impl Default for AccountsConfig {
     }
 }
 
-/// The JWT secret of [`AppState::for_tests`]. Public so that tests can forge
-/// tokens; never use it anywhere else.
-pub const TEST_JWT_SECRET: &str = "projects-api test secret: never use in production";
-
 /// Shared by all workers; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -87,6 +86,8 @@ pub struct AppState {
     pub account_tokens: AccountTokenKey,
     /// Lifetimes, limits and policy of the account flows.
     pub accounts: AccountsConfig,
+    /// The list cursors' codecs, keyed once from the JWT secret.
+    pub cursors: ListCursors,
 }
 
 impl AppState {
@@ -103,6 +104,7 @@ impl AppState {
         let account_tokens = AccountTokenKey::new(tokens.config().secret.clone());
         let revocations = Arc::new(Revocations::new(tokens.config().access_ttl));
         let successors = SuccessorKey::from_secret(&tokens.config().secret);
+        let cursors = ListCursors::from_secret(tokens.config().secret.expose_secret().as_bytes());
         Self {
             store,
             config,
@@ -114,43 +116,7 @@ impl AppState {
             drain: crate::drain::Drain::default(),
             account_tokens,
             accounts: AccountsConfig::default(),
+            cursors,
         }
-    }
-
-    /// A state for tests: default HTTP settings (rate limits off),
-    /// [`TEST_JWT_SECRET`], issuer and audience `projects-api`, 900 s access
-    /// tokens, the contract's session policy, and the production password
-    /// hasher.
-    pub fn for_tests(store: Store) -> Self {
-        Self::for_tests_with(store, HttpConfig::default())
-    }
-
-    /// [`AppState::for_tests`] with other HTTP settings. Rate limits whose
-    /// Redis cannot be used stay in memory.
-    pub fn for_tests_with(store: Store, config: HttpConfig) -> Self {
-        let rate_limits = RateLimits::new(&config.rate_limits).unwrap_or_else(|_| {
-            let memory_only = RateLimitConfig {
-                redis_url: None,
-                ..config.rate_limits.clone()
-            };
-            RateLimits::new(&memory_only).unwrap_or_else(|_| RateLimits::disabled())
-        });
-        Self::new(
-            store,
-            config,
-            TokenService::new(test_token_config()),
-            PasswordHasher::default(),
-            rate_limits,
-        )
-    }
-}
-
-/// The token settings of [`AppState::for_tests`].
-pub fn test_token_config() -> TokenConfig {
-    TokenConfig {
-        secret: TEST_JWT_SECRET.into(),
-        issuer: "projects-api".into(),
-        audience: "projects-api".into(),
-        access_ttl: Duration::from_secs(900),
     }
 }

@@ -9,7 +9,6 @@ use projects_store::{Issued, UserUpdate};
 
 use crate::audit::log_attempt;
 use crate::client_ip::ClientIp;
-use crate::cursor::CursorCodec;
 use crate::error::CallerLookup;
 use crate::extract::{AdminUser, CurrentUser, PageParams, ValidatedJson};
 use crate::problem_responses::{
@@ -228,7 +227,7 @@ pub async fn list(
     params: PageParams,
 ) -> Result<HttpResponse, ApiError> {
     let limit = u32::from(params.limit.get());
-    let codec = CursorCodec::for_list(&state, "users");
+    let codec = &state.cursors.users;
     let after: Option<UserId> = params
         .cursor
         .as_deref()

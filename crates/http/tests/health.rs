@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::test;
 use projects_http::AppState;
 use projects_store::{Store, StoreConfig};
+use projects_testkit::ForTests as _;
 use projects_testkit::TestDb;
 
 #[actix_web::test]

@@ -7,6 +7,7 @@ use actix_web::{App, HttpResponse, test, web};
 use projects_http::AppState;
 use projects_http::metrics::{install_recorder, metrics_app};
 use projects_http::middleware::request_metrics::record_request;
+use projects_testkit::ForTests as _;
 use projects_testkit::TestDb;
 
 async fn scrape(db: &TestDb) -> String {

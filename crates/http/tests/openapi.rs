@@ -8,6 +8,7 @@ use actix_web::test as http_test;
 use projects_http::AppState;
 use projects_http::docs::DOCS_CSP;
 use projects_http::openapi::openapi_json;
+use projects_testkit::ForTests as _;
 use projects_testkit::TestDb;
 use serde_json::Value;
 

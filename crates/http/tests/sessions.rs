@@ -162,8 +162,10 @@ async fn the_list_pages_with_signed_cursors() {
         assert!(response.body["detail"].as_str().is_some(), "{bad}");
     }
     // Another list's cursor (users) is refused too.
-    let codec =
-        projects_http::CursorCodec::from_secret(projects_http::TEST_JWT_SECRET.as_bytes(), "users");
+    let codec = projects_http::CursorCodec::from_secret(
+        projects_testkit::TEST_JWT_SECRET.as_bytes(),
+        "users",
+    );
     let foreign = codec.encode(&uuid::Uuid::now_v7());
     let response = app
         .get(

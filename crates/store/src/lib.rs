@@ -32,7 +32,9 @@ pub use jobs::{
     NewJob, Periodic, Worker, WorkerConfig,
 };
 pub use pool::{PoolStatus, Store, StoreConfig};
-pub use projects::{PlanKind, ProjectUpdate, Projects};
+#[cfg(feature = "test-support")]
+pub use projects::PlanKind;
+pub use projects::{ProjectUpdate, Projects};
 pub use retry::{TRANSACTION_ATTEMPTS, retry_transaction};
 pub use sessions::{
     CleanupBatch, EndedFeed, EndedSessions, NewSession, Rotation, SessionPolicy, SessionScope,

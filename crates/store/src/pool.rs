@@ -31,8 +31,9 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(1);
 /// timeout error before giving up on an answer.
 const ANSWER_MARGIN: Duration = Duration::from_secs(1);
 
-/// What the store needs to know to connect.
-#[derive(Debug, Clone)]
+/// What the store needs to know to connect. `Debug` leaves the URLs out:
+/// they may hold a password.
+#[derive(Clone)]
 pub struct StoreConfig {
     /// `postgres://user:pass@host:port/db`.
     pub url: String,
@@ -52,6 +53,32 @@ pub struct StoreConfig {
     /// The direct connection that migrations and their lock use; `None`:
     /// `url`.
     pub migration_url: Option<String>,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            url: _,
+            pool_size,
+            shards,
+            timeout,
+            slow_query,
+            prepared_statements,
+            migration_url,
+        } = self;
+        f.debug_struct("StoreConfig")
+            .field("url", &"[redacted]")
+            .field("pool_size", pool_size)
+            .field("shards", shards)
+            .field("timeout", timeout)
+            .field("slow_query", slow_query)
+            .field("prepared_statements", prepared_statements)
+            .field(
+                "migration_url",
+                &migration_url.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl StoreConfig {
@@ -385,5 +412,20 @@ impl Connect for Connector {
     > {
         let pg = pg.clone();
         Box::pin(async move { open(&pg, &self.session).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_database_urls() {
+        let mut config = StoreConfig::new("postgres://app:hunter2-secret@db.internal:5432/app");
+        config.migration_url = Some("postgres://owner:other-secret@db.internal:5432/app".into());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2-secret"), "{printed}");
+        assert!(!printed.contains("other-secret"), "{printed}");
+        assert!(printed.contains("pool_size: 16"), "{printed}");
     }
 }

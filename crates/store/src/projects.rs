@@ -40,6 +40,7 @@ pub enum ProjectUpdate {
 }
 
 /// Which plan `explain_list` shows.
+#[cfg(feature = "test-support")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanKind {
     /// The plan for these very parameter values (what PostgreSQL uses for
@@ -390,8 +391,9 @@ impl Projects<'_> {
     }
 
     /// The plan PostgreSQL chooses for the list statement of `query`, as
-    /// `EXPLAIN` text: for tests and diagnostics (every list shape must be
-    /// served by an index).
+    /// `EXPLAIN` text: for the tests (every list shape must be served by an
+    /// index), behind the `test-support` feature.
+    #[cfg(feature = "test-support")]
     pub async fn explain_list(
         &self,
         access: ProjectAccess,
@@ -475,6 +477,7 @@ impl ListParams {
             .collect()
     }
 
+    #[cfg(feature = "test-support")]
     fn type_names(&self) -> Vec<&'static str> {
         self.0
             .iter()
@@ -487,6 +490,7 @@ impl ListParams {
             .collect()
     }
 
+    #[cfg(feature = "test-support")]
     fn literals(&self) -> String {
         self.0
             .iter()

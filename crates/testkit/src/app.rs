@@ -23,7 +23,7 @@ use projects_domain::{Role, UserId};
 use projects_http::AppState;
 use serde_json::{Value, json};
 
-use crate::TestDb;
+use crate::{ForTests as _, TestDb};
 
 /// A password strong enough for the registration rules.
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
@@ -107,7 +107,7 @@ pub fn unique_email(prefix: &str) -> String {
 }
 
 impl TestApp {
-    /// A fresh database and the app over it with [`AppState::for_tests`].
+    /// A fresh database and the app over it with [`ForTests::for_tests`].
     pub async fn new() -> Self {
         let db = TestDb::new().await;
         let state = AppState::for_tests(db.store().clone());

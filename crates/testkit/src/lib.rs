@@ -15,8 +15,10 @@ mod app;
 mod database;
 mod pgbouncer;
 mod smtp;
+mod state;
 
 pub use app::{TEST_PASSWORD, TestApp, TestResponse, TestUser, unique_email};
 pub use database::{TEST_DATABASE_PREFIX, TestDb, server_url};
 pub use pgbouncer::PgBouncer;
 pub use smtp::{FailingSmtpServer, ReceivedMail, SmtpServer};
+pub use state::{ForTests, TEST_JWT_SECRET, test_token_config};

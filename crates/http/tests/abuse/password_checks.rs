@@ -9,6 +9,7 @@ use projects_testkit::{TestApp, TestResponse, TestUser};
 use serde_json::json;
 
 use super::support::{app_with, limits, random_ip, redis_url, send};
+use projects_testkit::ForTests as _;
 
 /// The peer every request comes through: a trusted proxy.
 const PROXY: [u8; 4] = [127, 0, 0, 1];

@@ -8,6 +8,7 @@ use actix_web::test;
 use projects_http::client_ip::TrustedProxies;
 use projects_http::rate_limit::RateLimitConfig;
 use projects_http::{AppState, HttpConfig};
+use projects_testkit::ForTests as _;
 use projects_testkit::{TestApp, TestDb, TestResponse};
 use serde_json::Value;
 

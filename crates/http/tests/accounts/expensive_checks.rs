@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use futures_util::future::join_all;
 use projects_auth::PasswordHasher;
 use projects_http::AppState;
+use projects_testkit::ForTests as _;
 use projects_testkit::{TEST_PASSWORD, TestApp, TestDb, unique_email};
 use serde_json::json;
 

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use projects_auth::Claims;
 use projects_domain::Role;
-use projects_http::TEST_JWT_SECRET;
+use projects_testkit::TEST_JWT_SECRET;
 use projects_testkit::{TestApp, TestUser};
 
 fn claims_for(user: &TestUser) -> Claims {

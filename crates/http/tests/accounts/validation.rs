@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use projects_http::{AppState, HttpConfig};
+use projects_testkit::ForTests as _;
 use projects_testkit::{TEST_PASSWORD, TestApp, TestDb, unique_email};
 use serde_json::{Value, json};
 

@@ -5,6 +5,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, HttpResponse, test, web};
 use projects_http::{AppState, HttpConfig};
 use projects_store::{Store, StoreConfig};
+use projects_testkit::ForTests as _;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
