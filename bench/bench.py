@@ -742,6 +742,9 @@ def main() -> int:
                         help="the server goes through a PgBouncer in transaction mode "
                              "(scripts/pgbouncer) with DATABASE_PREPARED_STATEMENTS=false; "
                              "seeding and pgbench stay direct")
+    parser.add_argument("--unnamed-statements", action="store_true",
+                        help="DATABASE_PREPARED_STATEMENTS=false without a pooler (what --pooler "
+                             "costs besides the pooler itself)")
     args = parser.parse_args()
 
     quick = args.quick
@@ -781,9 +784,11 @@ def main() -> int:
     server_url, pooler, stop_pooler = db_url, None, False
     if args.pooler:
         server_url, pooler, stop_pooler = start_pooler(args.database_url)
+    extra_env = {}
+    if args.pooler or args.unnamed_statements:
+        extra_env = {"DATABASE_PREPARED_STATEMENTS": "false", "DATABASE_MIGRATION_URL": db_url}
     server = Server(args.binary.resolve(), server_url, workdir, args.pool_size, args.workers,
-                    extra_env={"DATABASE_PREPARED_STATEMENTS": "false",
-                               "DATABASE_MIGRATION_URL": db_url} if args.pooler else None)
+                    extra_env=extra_env)
     rows: list[dict] = []
     missing: dict[str, str] = {}
     ctx: Context | None = None
@@ -823,6 +828,7 @@ def main() -> int:
         "settings": {**plan.__dict__, "pool_size": args.pool_size or 16,
                      "http_workers": args.workers or "one per core",
                      "pooler": pooler,
+                     "prepared_statements": not (args.pooler or args.unnamed_statements),
                      "pgbench_clients_cap": ctx.pg_clients_cap if ctx else None},
         "rows": rows,
         "missing": missing,
