@@ -207,6 +207,22 @@ pub struct Slice<T, K> {
     pub next: Option<K>,
 }
 
+impl<T, K> Slice<T, K> {
+    /// The slice of a fetch of `limit + 1` rows: the extra row only tells
+    /// that more follow, and `next` is then the key of the last row kept.
+    pub fn from_overfetch(mut rows: Vec<T>, limit: usize, key: impl FnOnce(&T) -> K) -> Self {
+        if rows.len() <= limit {
+            return Self {
+                items: rows,
+                next: None,
+            };
+        }
+        rows.truncate(limit);
+        let next = rows.last().map(key);
+        Self { items: rows, next }
+    }
+}
+
 /// A page as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
@@ -220,6 +236,18 @@ pub struct Page<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overfetch_keeps_limit_rows_and_names_the_last_one_next() {
+        let more = Slice::from_overfetch(vec![1, 2, 3], 2, |row| row * 10);
+        assert_eq!(more.items, vec![1, 2]);
+        assert_eq!(more.next, Some(20));
+        let last = Slice::from_overfetch(vec![1, 2], 2, |row| row * 10);
+        assert_eq!(last.items, vec![1, 2]);
+        assert_eq!(last.next, None);
+        let empty = Slice::from_overfetch(Vec::<i32>::new(), 2, |row| *row);
+        assert!(empty.items.is_empty() && empty.next.is_none());
+    }
 
     #[test]
     fn limits_are_between_1_and_100() {

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 mod openapi_links;
+mod paging;
 mod problem_responses;
 mod projects;
 pub mod rate_limit;

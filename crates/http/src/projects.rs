@@ -15,6 +15,7 @@ use projects_store::{Claim, IdempotencyKey, ProjectUpdate, StoredResponse};
 use sha2::{Digest as _, Sha256};
 
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
+use crate::paging::{self, page_response};
 use crate::problem_responses::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors,
     Unauthorized,
@@ -394,19 +395,12 @@ pub async fn list(
             after,
         })
     });
-    let mut response = HttpResponse::Ok();
-    if let Some(cursor) = &next_cursor {
-        response.insert_header((header::LINK, next_link(&params, cursor)));
-    }
-    Ok(response.json(Page {
-        data: slice.items,
-        next_cursor,
+    Ok(page_response(slice.items, next_cursor, |cursor| {
+        next_link(&params, cursor)
     }))
 }
 
 /// `<…>; rel="next"`: the same list's parameters with the next cursor.
-/// Every value is a UUID, a fixed word, a number or base64url, so nothing
-/// needs escaping.
 fn next_link(params: &ProjectListParams, cursor: &str) -> String {
     let mut query = vec![
         format!("limit={}", params.limit.get()),
@@ -421,8 +415,7 @@ fn next_link(params: &ProjectListParams, cursor: &str) -> String {
     if params.all {
         query.push("all=true".into());
     }
-    query.push(format!("cursor={cursor}"));
-    format!("<{BASE}?{}>; rel=\"next\"", query.join("&"))
+    paging::next_link(BASE, query, cursor)
 }
 
 /// The versions an `If-Match` header accepts: `None` without the header or

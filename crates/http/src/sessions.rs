@@ -2,15 +2,15 @@
 //! (one, all but the current one, or all). Also [`record_ending`], which
 //! every handler that ends sessions calls.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, web};
 use metrics::counter;
-use projects_domain::{Page, Session, SessionEndReason, SessionId, Timestamp};
+use projects_domain::{Page, Session, SessionEndReason, SessionId, Slice, Timestamp};
 use projects_store::{EndedSessions, SessionScope};
 use serde::{Deserialize, Serialize};
 
 use crate::extract::{CurrentUser, PageParams};
 use crate::metrics::SESSIONS_ENDED_TOTAL;
+use crate::paging::page_response;
 use crate::problem_responses::{BadRequest, NotFound, ServerErrors, Unauthorized};
 use crate::{ApiError, AppState};
 
@@ -133,26 +133,21 @@ pub async fn list(
         .as_deref()
         .map(|text| codec.decode(text))
         .transpose()?;
-    let mut sessions = state
+    let rows = state
         .store
         .sessions()
         .list(caller.id, after, i64::from(params.limit.get()) + 1)
         .await?;
-    let next_cursor = if sessions.len() > limit {
-        sessions.truncate(limit);
-        sessions.last().map(|session| codec.encode(&session.id))
-    } else {
-        None
-    };
-    let data = sessions
+    let slice = Slice::from_overfetch(rows, limit, |session| session.id);
+    let next_cursor = slice.next.map(|id| codec.encode(&id));
+    let data: Vec<SessionInfo> = slice
+        .items
         .into_iter()
         .map(|session| SessionInfo::new(session, caller.session_id))
         .collect();
-    let mut response = HttpResponse::Ok();
-    if let Some(cursor) = &next_cursor {
-        response.insert_header((header::LINK, params.next_link(BASE, cursor)));
-    }
-    Ok(response.json(Page { data, next_cursor }))
+    Ok(page_response(data, next_cursor, |cursor| {
+        params.next_link(BASE, cursor)
+    }))
 }
 
 /// End one of your sessions.

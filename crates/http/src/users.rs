@@ -1,16 +1,16 @@
 //! `/api/v1/users/*`: the caller's own profile, and the admin routes.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
 use projects_auth::Verification;
 use projects_domain::inputs::{UserPatch, UserSelfPatch};
-use projects_domain::{Page, SessionEndReason, User, UserId};
+use projects_domain::{Page, SessionEndReason, Slice, User, UserId};
 use projects_store::{Issued, UserUpdate};
 
 use crate::audit::log_attempt;
 use crate::client_ip::ClientIp;
 use crate::error::CallerLookup;
 use crate::extract::{AdminUser, CurrentUser, PageParams, ValidatedJson};
+use crate::paging::page_response;
 use crate::problem_responses::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ServerErrors, TooManyPasswordChecks,
     Unauthorized,
@@ -233,22 +233,16 @@ pub async fn list(
         .as_deref()
         .map(|text| codec.decode(text))
         .transpose()?;
-    let mut data = state
+    let rows = state
         .store
         .users()
         .list(after, i64::from(limit) + 1)
         .await?;
-    let next_cursor = if data.len() > limit as usize {
-        data.truncate(limit as usize);
-        data.last().map(|user| codec.encode(&user.id))
-    } else {
-        None
-    };
-    let mut response = HttpResponse::Ok();
-    if let Some(cursor) = &next_cursor {
-        response.insert_header((header::LINK, params.next_link("/api/v1/users", cursor)));
-    }
-    Ok(response.json(Page { data, next_cursor }))
+    let slice = Slice::from_overfetch(rows, limit as usize, |user| user.id);
+    let next_cursor = slice.next.map(|id| codec.encode(&id));
+    Ok(page_response(slice.items, next_cursor, |cursor| {
+        params.next_link("/api/v1/users", cursor)
+    }))
 }
 
 /// `/users/{id}` never serves `/users/me`, whatever the method.

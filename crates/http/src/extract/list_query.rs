@@ -139,10 +139,7 @@ impl PageParams {
     /// The `Link` header value of the next page of the list at `path`. The
     /// cursor is base64url, so nothing needs escaping.
     pub fn next_link(&self, path: &str, cursor: &str) -> String {
-        format!(
-            "<{path}?limit={}&cursor={cursor}>; rel=\"next\"",
-            self.limit.get()
-        )
+        crate::paging::next_link(path, vec![format!("limit={}", self.limit.get())], cursor)
     }
 }
 
