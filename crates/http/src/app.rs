@@ -35,9 +35,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 /// A path that does not fit its route's types (every path parameter is an
 /// id) is a 400 problem, not actix's plain-text 404.
 fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_, _| {
-        ApiError::BadRequest("the id in the path is not a UUID".into()).into()
-    })
+    web::PathConfig::default().error_handler(|_, _| ApiError::path_id_not_uuid().into())
 }
 
 /// A query string that does not fit a handler's `web::Query` type is a 400

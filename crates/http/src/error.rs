@@ -125,6 +125,12 @@ pub(crate) fn ceil_secs(duration: Duration) -> u64 {
 }
 
 impl ApiError {
+    /// The 400 for an id in the path that is not a UUID (every path
+    /// parameter is one).
+    pub fn path_id_not_uuid() -> Self {
+        Self::BadRequest("the id in the path is not a UUID".into())
+    }
+
     /// The error table: the status, problem slug and title of every
     /// error, in one `match` that reads against the contract's status table.
     pub const fn kind(&self) -> ErrorKind {

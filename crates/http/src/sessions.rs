@@ -172,24 +172,14 @@ pub async fn end_one(
     caller: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let session: SessionId = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest("the id in the path is not a UUID".into()))?;
-    let ended = state
-        .store
-        .sessions()
-        .end(
-            SessionScope::One {
-                user: caller.id,
-                session,
-            },
-            SessionEndReason::Revoked,
-        )
-        .await?;
-    if ended.is_empty() {
+    let session: SessionId = id.parse().map_err(|_| ApiError::path_id_not_uuid())?;
+    let scope = SessionScope::One {
+        user: caller.id,
+        session,
+    };
+    if end_by_user(&state, scope).await?.is_empty() {
         return Err(ApiError::NotFound);
     }
-    record_ending(&state, &ended, SessionEndReason::Revoked);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -246,11 +236,18 @@ pub async fn end_many(
             keep: caller.session_id,
         }
     };
+    end_by_user(&state, scope).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ends the sessions in `scope` at their user's request, and tells every
+/// instance; returns what was ended (nothing, if none was live).
+async fn end_by_user(state: &AppState, scope: SessionScope) -> Result<EndedSessions, ApiError> {
     let ended = state
         .store
         .sessions()
         .end(scope, SessionEndReason::Revoked)
         .await?;
-    record_ending(&state, &ended, SessionEndReason::Revoked);
-    Ok(HttpResponse::NoContent().finish())
+    record_ending(state, &ended, SessionEndReason::Revoked);
+    Ok(ended)
 }

@@ -251,8 +251,7 @@ fn not_me(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
 }
 
 fn parse_id(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::BadRequest("the id in the path is not a UUID".into()))
+    raw.parse().map_err(|_| ApiError::path_id_not_uuid())
 }
 
 /// Get a user.
