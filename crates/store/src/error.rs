@@ -41,20 +41,12 @@ fn is_unavailable(code: &SqlState) -> bool {
         || code.starts_with("53") // insufficient resources (too many connections)
         || code.starts_with("57") // operator intervention: timeouts, shutdown
         || code.starts_with("58") // system error
-        || code == "40001" // serialization failure that survived the retries
-        || code == "40P01" // deadlock that survived the retries
+        || code == "40001" // serialization failure: rolled back, may be retried
+        || code == "40P01" // deadlock: rolled back, may be retried
         || code == "55P03" // lock not available (lock_timeout)
 }
 
 impl StoreError {
-    /// A serialization failure (40001) or a deadlock (40P01): the
-    /// transaction was rolled back and may be run again.
-    pub fn is_transaction_conflict(&self) -> bool {
-        self.postgres_code().is_some_and(|code| {
-            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
-        })
-    }
-
     /// The connection itself is broken (closed socket, I/O error, or a
     /// connection-class SQLSTATE): it must not go back into service.
     pub fn is_connection_lost(&self) -> bool {

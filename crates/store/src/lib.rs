@@ -13,7 +13,6 @@ mod jobs;
 mod migrations;
 mod pool;
 mod projects;
-mod retry;
 mod sessions;
 mod statement;
 mod transaction;
@@ -35,7 +34,6 @@ pub use pool::{PoolStatus, Store, StoreConfig};
 #[cfg(feature = "test-support")]
 pub use projects::PlanKind;
 pub use projects::{ProjectUpdate, Projects};
-pub use retry::{TRANSACTION_ATTEMPTS, retry_transaction};
 pub use sessions::{
     CleanupBatch, EndedFeed, EndedSessions, NewSession, Rotation, SessionPolicy, SessionScope,
     Sessions,
