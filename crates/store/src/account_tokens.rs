@@ -94,8 +94,12 @@ pub struct AccountTokens<'a> {
 
 const FIND_USER_BY_EMAIL: Sql = Sql::new(
     "account_tokens.find_user_by_email",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users \
-     WHERE lower(email) = lower($1)",
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users \
+     WHERE lower(email) = lower($1)"
+    ),
 );
 const INSERT_TOKEN: Sql = Sql::new(
     "account_tokens.insert",
@@ -139,18 +143,27 @@ const RECORD_SEND: Sql = Sql::new(
 );
 const SET_PASSWORD: Sql = Sql::new(
     "account_tokens.set_password",
-    "UPDATE users SET password_hash = $2 WHERE id = $1 \
-     RETURNING id, email, name, role, email_verified, created_at, updated_at",
+    concat!(
+        "UPDATE users SET password_hash = $2 WHERE id = $1 \
+     RETURNING ",
+        user_columns!()
+    ),
 );
 const SET_VERIFIED: Sql = Sql::new(
     "account_tokens.set_verified",
-    "UPDATE users SET email_verified = true WHERE id = $1 \
-     RETURNING id, email, name, role, email_verified, created_at, updated_at",
+    concat!(
+        "UPDATE users SET email_verified = true WHERE id = $1 \
+     RETURNING ",
+        user_columns!()
+    ),
 );
 const SET_EMAIL: Sql = Sql::new(
     "account_tokens.set_email",
-    "UPDATE users SET email = $2, email_verified = true WHERE id = $1 \
-     RETURNING id, email, name, role, email_verified, created_at, updated_at",
+    concat!(
+        "UPDATE users SET email = $2, email_verified = true WHERE id = $1 \
+     RETURNING ",
+        user_columns!()
+    ),
 );
 const DELETE_EXPIRED: Sql = Sql::new(
     "account_tokens.delete_expired",

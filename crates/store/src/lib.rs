@@ -6,6 +6,14 @@
 //! This crate holds every SQL string of the project and nothing about HTTP,
 //! password hashing or tokens.
 
+/// The columns a `User` is read from, in the order `users::user_from_row` reads
+/// them: one list for every statement that returns a user.
+macro_rules! user_columns {
+    () => {
+        "id, email, name, role, email_verified, created_at, updated_at"
+    };
+}
+
 mod account_tokens;
 mod error;
 mod idempotency;

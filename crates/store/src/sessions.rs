@@ -178,7 +178,7 @@ const SUCCESSOR_UNUSED: Sql = Sql::new(
 );
 const USER: Sql = Sql::new(
     "sessions.user",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id = $1",
+    concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
 );
 const LOCK_ONE: Sql = Sql::new(
     "sessions.lock_one",

@@ -66,22 +66,33 @@ pub struct Users<'a> {
 
 pub(crate) const INSERT: Sql = Sql::new(
     "users.insert",
-    "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) \
-     RETURNING id, email, name, role, email_verified, created_at, updated_at",
+    concat!(
+        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) \
+     RETURNING ",
+        user_columns!()
+    ),
 );
 pub(crate) const FIND_BY_ID: Sql = Sql::new(
     "users.find_by_id",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id = $1",
+    concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
 );
 const FIND_CREDENTIALS_BY_EMAIL: Sql = Sql::new(
     "users.find_credentials_by_email",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at, password_hash FROM users \
-     WHERE lower(email) = lower($1)",
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        ", password_hash FROM users \
+     WHERE lower(email) = lower($1)"
+    ),
 );
 const FIND_CREDENTIALS_BY_ID: Sql = Sql::new(
     "users.find_credentials_by_id",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at, password_hash FROM users \
-     WHERE id = $1",
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        ", password_hash FROM users \
+     WHERE id = $1"
+    ),
 );
 const SET_PASSWORD_HASH: Sql = Sql::new(
     "users.set_password_hash",
@@ -89,12 +100,19 @@ const SET_PASSWORD_HASH: Sql = Sql::new(
 );
 const SET_NAME: Sql = Sql::new(
     "users.set_name",
-    "UPDATE users SET name = $2 WHERE id = $1 \
-     RETURNING id, email, name, role, email_verified, created_at, updated_at",
+    concat!(
+        "UPDATE users SET name = $2 WHERE id = $1 \
+     RETURNING ",
+        user_columns!()
+    ),
 );
 const LOCK_FOR_UPDATE: Sql = Sql::new(
     "users.lock_for_update",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id = $1 FOR UPDATE",
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1 FOR UPDATE"
+    ),
 );
 // Locks every admin row, so that two concurrent demotions of the last two
 // admins serialise and the second one sees that only one is left.
@@ -104,23 +122,37 @@ const LOCK_ADMINS: Sql = Sql::new(
 );
 const UPDATE: Sql = Sql::new(
     "users.update",
-    "UPDATE users SET role = COALESCE($2, role), name = COALESCE($3, name) WHERE id = $1 \
-     RETURNING id, email, name, role, email_verified, created_at, updated_at",
+    concat!(
+        "UPDATE users SET role = COALESCE($2, role), name = COALESCE($3, name) WHERE id = $1 \
+     RETURNING ",
+        user_columns!()
+    ),
 );
 const DELETE: Sql = Sql::new("users.delete", "DELETE FROM users WHERE id = $1");
 const LIST_FIRST: Sql = Sql::new(
     "users.list_first",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users ORDER BY id LIMIT $1",
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users ORDER BY id LIMIT $1"
+    ),
 );
 const LIST_AFTER: Sql = Sql::new(
     "users.list_after",
-    "SELECT id, email, name, role, email_verified, created_at, updated_at FROM users WHERE id > $1 \
-     ORDER BY id LIMIT $2",
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id > $1 \
+     ORDER BY id LIMIT $2"
+    ),
 );
 const PROMOTE_BY_EMAIL: Sql = Sql::new(
     "users.promote_by_email",
-    "UPDATE users SET role = 'admin', password_hash = $2 WHERE lower(email) = lower($1) \
-     RETURNING id, email, name, role, email_verified, created_at, updated_at",
+    concat!(
+        "UPDATE users SET role = 'admin', password_hash = $2 WHERE lower(email) = lower($1) \
+     RETURNING ",
+        user_columns!()
+    ),
 );
 
 impl Store {
