@@ -12,10 +12,8 @@ use garde::Validate as _;
 use projects_auth::PasswordHasher;
 use projects_domain::inputs::{Input as _, Registration, password_weakness, violations};
 use projects_domain::{Role, SessionEndReason};
-use projects_store::{NewUser, SessionScope, Store, StoreError};
+use projects_store::{NewUser, SessionScope, Store, StoreConfig, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
-
-use crate::config::DatabaseConfig;
 
 /// Where the password comes from.
 #[derive(Debug)]
@@ -27,7 +25,7 @@ pub enum PasswordSource {
 }
 
 /// Runs the command; prints one line and returns the exit code.
-pub fn main(database: DatabaseConfig, email: &str, name: &str, source: PasswordSource) -> ExitCode {
+pub fn main(database: StoreConfig, email: &str, name: &str, source: PasswordSource) -> ExitCode {
     match create_admin(database, email, name, source) {
         Ok(message) => {
             println!("{message}");
@@ -68,7 +66,7 @@ fn read_password(source: PasswordSource) -> Result<SecretString, String> {
 }
 
 fn create_admin(
-    database: DatabaseConfig,
+    database: StoreConfig,
     email: &str,
     name: &str,
     source: PasswordSource,
@@ -114,7 +112,7 @@ fn create_admin(
         .build()
         .map_err(|error| format!("cannot start the runtime: {error}"))?;
     runtime.block_on(async move {
-        let store = Store::connect(&database.store_config())
+        let store = Store::connect(&database)
             .map_err(|_| "DATABASE_URL is not a valid PostgreSQL URL".to_owned())?;
         let result = async {
             match store.ready().await {

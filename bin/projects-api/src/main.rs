@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, DatabaseConfig};
+use crate::config::{Config, ConfigError};
 
 /// A production-grade REST API for users and their projects.
 #[derive(Debug, Parser)]
@@ -79,17 +79,17 @@ fn main() -> ExitCode {
                 .map(|addr| healthcheck::main(addr, &path))
         }
         Command::Serve => Config::from_env().map(|config| {
-            telemetry::init(config.log_format);
+            telemetry::init(config.server.log_format);
             run(server::serve(config))
         }),
         Command::Migrate => {
-            DatabaseConfig::from_lookup(|name| std::env::var(name).ok()).map(|database| {
+            config::database_from_lookup(|name| std::env::var(name).ok()).map(|database| {
                 telemetry::init(telemetry::format_from_env());
                 run(server::migrate(database))
             })
         }
         Command::CreateAdmin { email, name } => {
-            DatabaseConfig::from_lookup(|variable| std::env::var(variable).ok()).map(|database| {
+            config::database_from_lookup(|variable| std::env::var(variable).ok()).map(|database| {
                 let source = match std::env::var("ADMIN_PASSWORD") {
                     Ok(password) if !password.is_empty() => {
                         create_admin::PasswordSource::Env(password.into())

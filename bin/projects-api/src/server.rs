@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use anyhow::Context as _;
-use projects_auth::{PasswordHasher, TokenConfig, TokenService};
-use projects_http::client_ip::TrustedProxies;
-use projects_http::rate_limit::{RateLimitConfig, RateLimits};
-use projects_http::{AppState, HttpConfig};
-use projects_store::Store;
+use projects_auth::{PasswordHasher, TokenService};
+use projects_http::AppState;
+use projects_http::rate_limit::RateLimits;
+use projects_store::{Store, StoreConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{Config, DatabaseConfig};
+use crate::config::Config;
 use crate::periodic;
 
 /// Connections of the background pool (the ended-sessions poll, cleanup,
@@ -27,8 +26,8 @@ const LIVE_GAUGE_PERIOD: Duration = Duration::from_secs(30);
 /// (one instance at a time does it).
 const IDEMPOTENCY_CLEANUP_PERIOD: Duration = Duration::from_secs(300);
 
-pub async fn migrate(database: DatabaseConfig) -> anyhow::Result<()> {
-    let store = Store::connect(&database.store_config()).context("invalid DATABASE_URL")?;
+pub async fn migrate(database: StoreConfig) -> anyhow::Result<()> {
+    let store = Store::connect(&database).context("invalid DATABASE_URL")?;
     let applied = store.migrate().await.context("cannot apply migrations")?;
     tracing::info!(migrations.applied = applied, "database is up to date");
     store.close();
@@ -36,31 +35,32 @@ pub async fn migrate(database: DatabaseConfig) -> anyhow::Result<()> {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    if config.migrate_on_start {
+    if config.server.migrate_on_start {
         // On a pool of its own, closed before serving: a connection's task
         // runs on the runtime that opened it, and one opened here would
         // make every later query on it cross threads.
         migrate(config.database.clone()).await?;
     }
     // actix's own default: one worker per core.
-    let workers = config.http_workers.unwrap_or_else(|| {
+    let workers = config.server.http_workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     // One shard of the pool per worker (see `Store`): each worker's queries
     // stay on its own thread.
-    let mut store_config = config.database.store_config();
+    let mut store_config = config.database.clone();
     store_config.shards = workers;
     let store = Store::connect(&store_config).context("invalid DATABASE_URL")?;
     refuse_unbounded_statements(&store).await?;
     let passwords = PasswordHasher::default();
     passwords.warm_up().await.context("cannot hash passwords")?;
     let metrics = config
+        .server
         .metrics_addr
         .map(|addr| crate::metrics_listener::start(addr, store.clone()))
         .transpose()?;
     let metrics_handle = metrics.as_ref().map(actix_web::dev::Server::handle);
-    let mailer = projects_mail::Mailer::new(&config.mail.mailer_config())
-        .context("invalid mail configuration")?;
+    let mailer =
+        projects_mail::Mailer::new(&config.mail.mailer).context("invalid mail configuration")?;
     match mailer.mail_dir() {
         Some(dir) => tracing::warn!(
             mail.dir = %dir.display(),
@@ -79,45 +79,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             crate::worker::Jobs {
                 store: store.clone(),
                 mailer,
-                tokens: projects_auth::AccountTokenKey::new(config.jwt_secret.clone()),
+                tokens: projects_auth::AccountTokenKey::new(config.tokens.secret.clone()),
                 public_app_url: config.mail.public_app_url.clone(),
-                accounts: config.mail.accounts_config(),
+                accounts: config.mail.accounts.clone(),
             },
-            crate::worker::worker_config(config.shutdown_grace),
+            crate::worker::worker_config(config.server.shutdown_grace),
         )
         .run(worker_stopped),
     );
-    let http_config = HttpConfig {
-        body_limit: config.body_limit,
-        cors_origins: config.cors_origins.clone(),
-        hsts_seconds: config.hsts_seconds,
-        rate_limits: RateLimitConfig {
-            per_second: config.rate_limit_per_second,
-            burst: config.rate_limit_burst,
-            auth_per_minute: config.auth_rate_limit_per_minute,
-            redis_url: config.redis_url.clone(),
-            redis_timeout: config.abuse.redis_timeout,
-            trusted_proxies: TrustedProxies::new(config.abuse.trusted_proxies.clone()),
-        },
-        sessions: config.sessions.policy(),
-    };
     // Built once, outside the per-worker factory, so that every worker
     // counts against the same allowances.
-    let rate_limits = RateLimits::new(&http_config.rate_limits).context("invalid REDIS_URL")?;
+    let rate_limits = RateLimits::new(&config.http.rate_limits).context("invalid REDIS_URL")?;
     let mut state = AppState::new(
         store.clone(),
-        http_config,
-        TokenService::new(token_config(&config)),
+        config.http.clone(),
+        TokenService::new(config.tokens.clone()),
         passwords,
         rate_limits,
     );
-    state.accounts = config.mail.accounts_config();
+    state.accounts = config.mail.accounts.clone();
     let background = start_background(&config, &state).await?;
     let drain = state.drain.clone();
-    let drain_for = config.shutdown_drain;
+    let drain_for = config.server.shutdown_drain;
     // actix calls the factory once per worker, on that worker's thread.
     let next_shard = Arc::new(AtomicUsize::new(0));
-    let client_timeout = config.abuse.client_timeout;
+    let client_timeout = config.server.client_timeout;
     let open_files = crate::connections::raise_open_files_limit();
     let max_connections = crate::connections::per_worker(open_files, workers);
     tracing::info!(
@@ -143,15 +129,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .keep_alive(client_timeout.min(Duration::from_secs(5)))
     .on_connect(projects_http::client_deadline::on_connect(client_timeout))
     .max_connections(max_connections)
-    .bind(config.bind_addr)
-    .with_context(|| format!("cannot listen on {}", config.bind_addr))?
+    .bind(config.server.bind_addr)
+    .with_context(|| format!("cannot listen on {}", config.server.bind_addr))?
     // Our own handler below stops gracefully on SIGINT as well as
     // SIGTERM (actix would stop at once on SIGINT).
     .disable_signals()
-    .shutdown_timeout(config.shutdown_grace.as_secs())
+    .shutdown_timeout(config.server.shutdown_grace.as_secs())
     .run();
     let handle = server.handle();
-    tracing::info!(bind_addr = %config.bind_addr, "listening");
+    tracing::info!(bind_addr = %config.server.bind_addr, "listening");
 
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -202,7 +188,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Stopped by the signal handler already, or now if the server ended
     // otherwise.
     let _ = stop_worker_at_exit.send(true);
-    if let Err(error) = tokio::time::timeout(config.shutdown_grace, worker).await {
+    if let Err(error) = tokio::time::timeout(config.server.shutdown_grace, worker).await {
         tracing::warn!(error = %error, "the job worker did not stop in time");
     }
     store.close();
@@ -242,16 +228,6 @@ async fn refuse_unbounded_statements(store: &Store) -> anyhow::Result<()> {
     }
 }
 
-/// The access-token settings of the configuration.
-fn token_config(config: &Config) -> TokenConfig {
-    TokenConfig {
-        secret: config.jwt_secret.clone(),
-        issuer: config.jwt_issuer.clone(),
-        audience: config.jwt_audience.clone(),
-        access_ttl: config.access_token_ttl,
-    }
-}
-
 /// The background work and the small pool it runs on (its own, so that
 /// no worker's connections are used from another thread).
 struct Background {
@@ -263,7 +239,7 @@ struct Background {
 /// none of their tokens works here from the first request), then follows
 /// the other instances' endings, and starts the periodic session jobs.
 async fn start_background(config: &Config, state: &AppState) -> anyhow::Result<Background> {
-    let mut background_config = config.database.store_config();
+    let mut background_config = config.database.clone();
     background_config.pool_size = BACKGROUND_POOL_SIZE;
     let store = Store::connect(&background_config).context("invalid DATABASE_URL")?;
     let revocations = Arc::clone(&state.revocations);
@@ -284,7 +260,7 @@ async fn start_background(config: &Config, state: &AppState) -> anyhow::Result<B
     let mut tasks = revocations
         .follow(
             store.clone(),
-            config.redis_url.as_ref(),
+            config.http.rate_limits.redis_url.as_ref(),
             cursor,
             projects_http::revocations::POLL_INTERVAL,
         )

@@ -18,6 +18,7 @@ use projects_domain::{SessionEndReason, User};
 use projects_mail::{MAIL_ATTEMPTS, MailKind};
 use projects_store::{Issued, NewJob};
 use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::account_mail::{
     PASSWORD_RESET_REQUEST_JOB_KIND, mail_job, verification_mail, verification_token,
@@ -43,7 +44,9 @@ pub struct Accepted {
     message: &'static str,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Registers this module's handlers: the router and the OpenAPI document's
+/// paths both come from here (see `routes`).
+pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(request_password_reset)
         .service(confirm_password_reset)
         .service(verify_email)

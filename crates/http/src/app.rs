@@ -4,31 +4,27 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::docs::ServedDocument;
 use crate::middleware::{
     cors, problems, rate_limit, request_id, request_metrics, security_headers,
 };
-use crate::{ApiError, AppState, accounts, auth, health, openapi, projects, sessions, users};
+use crate::{ApiError, AppState, openapi, routes};
 
-/// Mounts every route and the shared state. The binary and the tests both
-/// build the server from this, so the tests drive the real application.
+/// Mounts every route (`routes`) and the shared state. The binary and the
+/// tests both build the server from this, so the tests drive the real
+/// application.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
+            .app_data(web::Data::new(ServedDocument(openapi::served_json())))
             .app_data(path_config())
             .app_data(query_config())
-            .service(health::live)
-            .service(health::ready)
-            // The router tries the resources in this order, each dynamic
-            // one (`{id}`) with a regex: the busiest routes first. No two
-            // modules' paths overlap, so the order changes nothing else.
-            .configure(projects::routes)
-            .configure(users::routes)
-            .configure(auth::routes)
-            .configure(accounts::routes)
-            .configure(sessions::routes)
-            .configure(openapi::configure)
             .default_service(web::to(not_found));
+        // The list the document's paths come from (`openapi`); what it
+        // collects here is dropped.
+        routes::routes(&mut ServiceConfig::new(cfg));
     }
 }
 

@@ -13,6 +13,7 @@ use projects_domain::inputs::{Login, RefreshRequest, Registration};
 use projects_domain::{Role, SessionEndReason, SessionId, User};
 use projects_store::{NewSession, NewUser, Rotation, StoreError};
 use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::log_attempt;
 use crate::client_ip::ClientIp;
@@ -112,7 +113,9 @@ pub struct Refreshed {
     tokens: Tokens,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Registers this module's handlers: the router and the OpenAPI document's
+/// paths both come from here (see `routes`).
+pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(register)
         .service(login)
         .service(refresh)

@@ -145,6 +145,11 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
+    /// The blocks believed, in the order given.
+    pub fn blocks(&self) -> &[Cidr] {
+        &self.0
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|block| block.contains(ip))
     }

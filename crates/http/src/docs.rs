@@ -1,10 +1,11 @@
-//! The interactive docs at `/docs`: Swagger UI from the binary's own
-//! embedded assets, so nothing loads from another host, and `DOCS_CSP`
-//! allows only what the page needs.
+//! This OpenAPI document at `/openapi.json`, and the interactive docs at
+//! `/docs`: Swagger UI from the binary's own embedded assets, so nothing
+//! loads from another host, and `DOCS_CSP` allows only what the page needs.
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
 
@@ -45,13 +46,42 @@ const DOCS_INDEX: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
+/// The OpenAPI document as served (compact JSON), handed to the routes as
+/// app data by whoever assembles the application: the document is made
+/// from the routes, so this module cannot make it.
+#[derive(Debug, Clone)]
+pub struct ServedDocument(pub web::Bytes);
+
+/// This OpenAPI document.
+///
+/// Generated from the server's code; the interactive docs at `/docs` read it.
+#[utoipa::path(
+    tag = "docs",
+    security(()),
+    responses((
+        status = 200,
+        description = "This document (OpenAPI 3.1)",
+        content_type = "application/json",
+        body = Object,
+        example = json!({
+            "openapi": "3.1.0",
+            "info": { "title": "projects-api", "version": env!("CARGO_PKG_VERSION") },
+            "paths": {}
+        }),
+    ))
+)]
+#[get("/openapi.json")]
+pub async fn openapi_document(document: web::Data<ServedDocument>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
+}
+
 /// The interactive API docs.
 ///
 /// Swagger UI, served from the server itself: read the operations, authorize
 /// with an access token and try requests out.
 #[utoipa::path(
-    get,
-    path = "/docs",
     tag = "docs",
     security(()),
     responses((
@@ -61,7 +91,13 @@ const DOCS_INDEX: &str = r#"<!DOCTYPE html>
         body = String,
     ))
 )]
+#[get("/docs")]
 pub async fn docs_page() -> HttpResponse {
+    docs_index()
+}
+
+/// The docs page's response (at `/docs` and `/docs/`).
+fn docs_index() -> HttpResponse {
     // Its Content-Security-Policy (`DOCS_CSP`) is set by the security
     // headers middleware, with every other response's headers.
     HttpResponse::Ok()
@@ -87,7 +123,7 @@ async fn docs_file(
 ) -> Result<HttpResponse, ApiError> {
     let file = file.into_inner();
     if file.is_empty() || file == "index.html" {
-        return Ok(docs_page().await);
+        return Ok(docs_index());
     }
     match utoipa_swagger_ui::serve(&file, Arc::clone(&config)) {
         Ok(Some(file)) => Ok(HttpResponse::Ok()
@@ -98,14 +134,17 @@ async fn docs_file(
     }
 }
 
-/// Mounts `/docs` and its files.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(DOCS_PATH, web::get().to(docs_page)).service(
-        // Guarded, so that other methods reach the default service (405
-        // with `Allow`) like every other route's.
-        web::resource("/docs/{file:.*}")
-            .guard(actix_web::guard::Get())
-            .app_data(web::Data::new(swagger_config()))
-            .route(web::get().to(docs_file)),
-    );
+/// Registers `/openapi.json`, `/docs` and the docs' files (these are not
+/// operations of the document: `route_table` knows them).
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(openapi_document).service(docs_page).map(|cfg| {
+        cfg.service(
+            // Guarded, so that other methods reach the default service
+            // (405 with `Allow`) like every other route's.
+            web::resource("/docs/{file:.*}")
+                .guard(actix_web::guard::Get())
+                .app_data(web::Data::new(swagger_config()))
+                .route(web::get().to(docs_file)),
+        )
+    });
 }

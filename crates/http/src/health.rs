@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::problem_responses::ServiceUnavailable;
 use crate::{ApiError, AppState};
@@ -22,6 +23,12 @@ enum HealthState {
 const OK: HealthStatus = HealthStatus {
     status: HealthState::Ok,
 };
+
+/// Registers this module's handlers: the router and the OpenAPI document's
+/// paths both come from here (see `routes`).
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(live).service(ready);
+}
 
 /// Liveness.
 ///

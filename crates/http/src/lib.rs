@@ -10,8 +10,9 @@
 //! `projects`, `health`) holds its routes, handlers and OpenAPI annotations.
 //! Below them: the state, the extractors, the shared error responses
 //! (`problem_responses`), the audit log and the account mail. Above them:
-//! `openapi` (the document, assembled from the resources), the route table
-//! read from it, the middleware and `app`. No two modules import each other
+//! `routes` (every resource's routes, in one list), `openapi` (the document,
+//! its paths collected from that list), the route table read from it, the
+//! middleware and `app`. No two modules import each other
 //! (`tests/module_cycles.rs` checks).
 
 pub mod account_mail;
@@ -38,6 +39,7 @@ pub mod rate_limit;
 mod request_id;
 pub mod revocations;
 mod route_table;
+mod routes;
 mod sessions;
 mod state;
 mod users;

@@ -1,21 +1,24 @@
-//! The OpenAPI 3.1 document, assembled from the handlers' `#[utoipa::path]`
-//! annotations (in each resource's module), the types' `ToSchema` derives,
-//! the shared error responses (`problem_responses`) and the links
-//! (`openapi_links`); and `GET /openapi.json`, which serves it.
+//! The OpenAPI 3.1 document, assembled from the routes (`routes`: each
+//! registered handler's `#[utoipa::path]` annotation is one operation), the
+//! types' `ToSchema` derives, the shared error responses
+//! (`problem_responses`) and the links (`openapi_links`).
 //!
-//! Documenting a handler: annotate it with `#[utoipa::path(...)]` (tag, the
-//! full path including `/api/v1`, parameters, request body, every response),
-//! list it in `paths(...)` below, and refer to the shared error responses
+//! Documenting a handler: annotate it with `#[utoipa::path(...)]` (tag,
+//! parameters, request body, every response; the method and the full path
+//! come from its `#[get("/api/v1/...")]`), register it in its module's
+//! `routes`, and refer to the shared error responses
 //! (`(status = 404, response = NotFound)`) so that every error is
 //! documented once, as `application/problem+json`. Operations need the
 //! bearer token unless they say `security(())`.
 
 use std::sync::LazyLock;
 
-use actix_web::{HttpResponse, web};
+use actix_web::App;
+use actix_web::web::Bytes;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi as _};
+use utoipa_actix_web::AppExt as _;
 
 use crate::error::{FieldError, Problem};
 use crate::openapi_links::ResourceLinks;
@@ -24,7 +27,7 @@ use crate::problem_responses::{
     MethodNotAllowed, NotFound, PayloadTooLarge, PreconditionFailed, ServiceUnavailable,
     TooManyPasswordChecks, TooManyRequests, Unauthorized, UnsupportedMediaType, ValidationFailed,
 };
-use crate::{accounts, auth, docs, health, projects, sessions, users};
+use crate::{accounts, auth, routes, sessions};
 use projects_domain::inputs::{
     Login, NewProject, PasswordResetConfirm, PasswordResetRequest, ProjectPatch, RefreshRequest,
     Registration, TokenConfirm, UserPatch, UserSelfPatch,
@@ -34,7 +37,8 @@ use projects_domain::{Project, ProjectSort, ProjectStatus, Role, User};
 /// The name of the bearer-token security scheme.
 pub const BEARER_AUTH: &str = "bearer_auth";
 
-/// The whole API, as clients see it.
+/// The whole API, as clients see it, but for its paths (from `routes`) and
+/// what `MODIFIERS` add.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
     info(
@@ -49,35 +53,6 @@ pub const BEARER_AUTH: &str = "bearer_auth";
         license(name = "MIT OR Apache-2.0", url = "https://projects-api.dev/license"),
     ),
     servers((url = "/", description = "The server that serves this document")),
-    paths(
-        auth::register,
-        auth::login,
-        auth::refresh,
-        auth::logout,
-        accounts::request_password_reset,
-        accounts::confirm_password_reset,
-        accounts::verify_email,
-        accounts::resend_verification,
-        accounts::confirm_email_change,
-        sessions::list,
-        sessions::end_one,
-        sessions::end_many,
-        users::me,
-        users::update_me,
-        users::list,
-        users::get_one,
-        users::update,
-        users::remove,
-        projects::create,
-        projects::list,
-        projects::get_one,
-        projects::update,
-        projects::remove,
-        health::live,
-        health::ready,
-        openapi_document,
-        docs::docs_page,
-    ),
     components(
         schemas(
             Problem,
@@ -122,7 +97,6 @@ pub const BEARER_AUTH: &str = "bearer_auth";
             InternalError,
         ),
     ),
-    modifiers(&BearerAuth, &PublicOperations, &ResourceLinks, &ClosedInputs, &PageItemRefs),
     tags(
         (name = "auth", description = "Register, log in, refresh and revoke tokens"),
         (name = "sessions", description = "Your sessions (one per login): list them, end one or all"),
@@ -256,9 +230,28 @@ impl Modify for ClosedInputs {
     }
 }
 
-/// The document, generated from the code.
+/// What the document gets once its paths are in, in this order.
+const MODIFIERS: [&dyn Modify; 5] = [
+    &BearerAuth,
+    &PublicOperations,
+    &ResourceLinks,
+    &ClosedInputs,
+    &PageItemRefs,
+];
+
+/// The document, generated from the code: `ApiDoc` with the paths of
+/// every route that `routes` registers (collected from an application that
+/// is built for that and never run).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let (_, mut openapi) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::routes)
+        .split_for_parts();
+    for modifier in MODIFIERS {
+        modifier.modify(&mut openapi);
+    }
+    openapi
 }
 
 /// The document as JSON, as served.
@@ -330,40 +323,15 @@ pub fn openapi_json() -> String {
     json
 }
 
-/// This OpenAPI document.
-///
-/// Generated from the server's code; the interactive docs at `/docs` read it.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "docs",
-    security(()),
-    responses((
-        status = 200,
-        description = "This document (OpenAPI 3.1)",
-        content_type = "application/json",
-        body = Object,
-        example = json!({
-            "openapi": "3.1.0",
-            "info": { "title": "projects-api", "version": env!("CARGO_PKG_VERSION") },
-            "paths": {}
-        }),
-    ))
-)]
-pub async fn openapi_document() -> HttpResponse {
-    // Built once: the document never changes at run time.
-    static JSON: LazyLock<String> = LazyLock::new(|| {
-        serde_json::to_string(&openapi_value()).expect("the OpenAPI document serialises")
+/// The document as served at `/openapi.json` (compact JSON), built once:
+/// it never changes at run time.
+pub fn served_json() -> Bytes {
+    static JSON: LazyLock<Bytes> = LazyLock::new(|| {
+        serde_json::to_vec(&openapi_value())
+            .expect("the OpenAPI document serialises")
+            .into()
     });
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(JSON.as_str())
-}
-
-/// Mounts `/openapi.json` and the docs.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(docs::OPENAPI_PATH, web::get().to(openapi_document))
-        .configure(docs::configure);
+    JSON.clone()
 }
 
 #[cfg(test)]

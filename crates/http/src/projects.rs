@@ -13,6 +13,7 @@ use projects_domain::{
 use projects_domain::{ProjectSort, ProjectStatus};
 use projects_store::{Claim, IdempotencyKey, ProjectUpdate, StoredResponse};
 use sha2::{Digest as _, Sha256};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
 use crate::paging::{self, page_response};
@@ -24,7 +25,9 @@ use crate::{ApiError, AppState};
 
 const BASE: &str = "/api/v1/projects";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Registers this module's handlers: the router and the OpenAPI document's
+/// paths both come from here (see `routes`).
+pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create)
         .service(list)
         .service(get_one)

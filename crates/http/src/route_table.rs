@@ -1,7 +1,8 @@
 //! The route table the server uses at run time: which documented path a
 //! request path matches, for the `Allow` header of a 405 and the `route`
-//! label of the request metrics. Every route is documented (a test checks),
-//! so the OpenAPI document is the one list of what each path has.
+//! label of the request metrics. The document's paths are collected from
+//! the routes the router mounts (`routes`), so it is the one list of what
+//! each path has.
 
 use std::sync::LazyLock;
 

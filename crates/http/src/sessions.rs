@@ -7,6 +7,7 @@ use metrics::counter;
 use projects_domain::{Page, Session, SessionEndReason, SessionId, Slice, Timestamp};
 use projects_store::{EndedSessions, SessionScope};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::extract::{CurrentUser, PageParams};
 use crate::metrics::SESSIONS_ENDED_TOTAL;
@@ -16,7 +17,9 @@ use crate::{ApiError, AppState};
 
 const BASE: &str = "/api/v1/auth/sessions";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Registers this module's handlers: the router and the OpenAPI document's
+/// paths both come from here (see `routes`).
+pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list).service(end_one).service(end_many);
 }
 

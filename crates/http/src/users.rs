@@ -5,6 +5,7 @@ use projects_auth::Verification;
 use projects_domain::inputs::{UserPatch, UserSelfPatch};
 use projects_domain::{Page, SessionEndReason, Slice, User, UserId};
 use projects_store::{Issued, UserUpdate};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::audit::log_attempt;
 use crate::client_ip::ClientIp;
@@ -22,7 +23,9 @@ use crate::{ApiError, AppState};
 /// The caller's own account.
 const ME: &str = "/api/v1/users/me";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Registers this module's handlers: the router and the OpenAPI document's
+/// paths both come from here (see `routes`).
+pub fn routes(cfg: &mut ServiceConfig) {
     // `/users/me` before `/users/{id}`, so that "me" is never taken for an
     // id; the `{id}` routes also refuse "me" (`not_me`), so that a method
     // `/users/me` lacks (DELETE) falls through to the default service and

@@ -2,15 +2,17 @@
 //! actor, object → status) run against the real application, plus a check
 //! that the table covers every route the application serves.
 //!
-//! Routes are found without a hand-kept list: every string literal in the
-//! http crate's source that starts with `/` is a candidate path; the app's
-//! own router says which route pattern each one falls under, and probing each
-//! pattern with every method (behind a marker default service) says which
-//! methods it has. So `#[get("/api/v1/new")]`, `cfg.route(PATH, …)` with
-//! `const PATH: &str = "/new"`, or a new method on an existing path all fail
-//! this test until the table has their rows. (A route whose path is only
-//! assembled at run time, e.g. inside a `web::scope`, is not found: keep
-//! route paths whole, as the crate does.)
+//! Routes are found without a hand-kept list: every path of the OpenAPI
+//! document (made from the same list of routes as the router) and every
+//! string literal in the http crate's source that starts with `/` is a
+//! candidate path; the app's own router says which route pattern each one
+//! falls under, and probing each pattern with every method (behind a marker
+//! default service) says which methods it has. So a newly registered
+//! handler, `cfg.route(PATH, …)` with `const PATH: &str = "/new"`, or a new
+//! method on an existing path all fail this test until the table has their
+//! rows. (An undocumented route whose path is only assembled at run time,
+//! e.g. inside a `web::scope`, is not found: keep route paths whole, as the
+//! crate does.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -207,6 +209,7 @@ async fn served_routes(
     )
     .await;
     let mut candidates = path_literals();
+    candidates.extend(projects_http::openapi::openapi().paths.paths.into_keys());
     candidates.extend(extra.iter().cloned());
     // Which pattern each candidate falls under (the router ignores methods
     // here, so any method will do).

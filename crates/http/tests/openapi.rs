@@ -211,7 +211,7 @@ fn a_route_added_without_documentation_fails() {
                 .iter()
                 .any(|(m, p)| *m == method && p.ends_with(normalised)),
             "{} {route} (in {}) is not in the OpenAPI document: annotate its handler with \
-             #[utoipa::path] and list it in ApiDoc's paths(...)",
+             #[utoipa::path] and register it in its module's `routes`",
             method.to_uppercase(),
             file.display()
         );

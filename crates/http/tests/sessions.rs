@@ -24,15 +24,6 @@ fn access(tokens: &Value) -> Option<&str> {
     tokens["access_token"].as_str()
 }
 
-async fn refresh(app: &TestApp, token: &str) -> projects_testkit::TestResponse {
-    app.post_json(
-        "/api/v1/auth/refresh",
-        None,
-        &json!({ "refresh_token": token }),
-    )
-    .await
-}
-
 fn ids(page: &Value) -> Vec<String> {
     page["data"]
         .as_array()
@@ -40,6 +31,27 @@ fn ids(page: &Value) -> Vec<String> {
         .iter()
         .map(|session| session["id"].as_str().expect("id").to_owned())
         .collect()
+}
+
+/// The ids of `user`'s live sessions, as their own list shows them.
+async fn listed(app: &TestApp, user: &TestUser) -> Vec<String> {
+    ids(&app.get(SESSIONS, Some(&user.access_token)).await.body)
+}
+
+/// The status `GET /users/me` gets with `token`.
+async fn me(app: &TestApp, token: Option<&str>) -> StatusCode {
+    app.get("/api/v1/users/me", token).await.status
+}
+
+/// `user` ends their session `sid`.
+async fn end(app: &TestApp, user: &TestUser, sid: &str) -> projects_testkit::TestResponse {
+    app.delete(&format!("{SESSIONS}/{sid}"), Some(&user.access_token))
+        .await
+}
+
+/// The session id of a tokens object's access token.
+fn session_of(tokens: &Value) -> String {
+    sid(access(tokens).expect("token"))
 }
 
 /// The session id (`sid`) of an access token, read from its payload.
@@ -81,8 +93,8 @@ async fn the_list_shows_live_sessions_newest_first_with_the_current_one_marked()
     assert_eq!(
         listed,
         [
-            sid(access(&third).expect("token")),
-            sid(access(second).expect("token")),
+            session_of(&third),
+            session_of(second),
             sid(&user.access_token)
         ],
         "newest first"
@@ -185,7 +197,7 @@ async fn ending_one_session_kills_its_tokens_and_nobody_else_s() {
     let app = TestApp::new().await;
     let user = app.user().await;
     let phone = login(&app, &user).await;
-    let phone_sid = sid(access(&phone).expect("token"));
+    let phone_sid = session_of(&phone);
     let other = app.user().await;
 
     // Hostile ids: not a UUID, someone else's, an unknown one.
@@ -209,20 +221,13 @@ async fn ending_one_session_kills_its_tokens_and_nobody_else_s() {
         assert_eq!(response.status, status, "{path}");
     }
     // The other user's session survived the attempt.
+    assert_eq!(me(&app, Some(&other.access_token)).await, StatusCode::OK);
     assert_eq!(
-        app.get("/api/v1/users/me", Some(&other.access_token))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        refresh(&app, &other.refresh_token).await.status,
+        app.refresh(&other.refresh_token).await.status,
         StatusCode::OK
     );
 
-    let ended = app
-        .delete(&format!("{SESSIONS}/{phone_sid}"), Some(&user.access_token))
-        .await;
+    let ended = end(&app, &user, &phone_sid).await;
     assert_eq!(ended.status, StatusCode::NO_CONTENT, "{}", ended.text);
     assert!(ended.text.is_empty());
     let refused = app.get("/api/v1/users/me", access(&phone)).await;
@@ -240,33 +245,25 @@ async fn ending_one_session_kills_its_tokens_and_nobody_else_s() {
         refused.text
     );
     assert_eq!(
-        refresh(&app, phone["refresh_token"].as_str().expect("token"))
+        app.refresh(phone["refresh_token"].as_str().expect("token"))
             .await
             .status,
         StatusCode::UNAUTHORIZED
     );
     // Ending it again: it is no longer there.
     assert_eq!(
-        app.delete(&format!("{SESSIONS}/{phone_sid}"), Some(&user.access_token))
-            .await
-            .status,
+        end(&app, &user, &phone_sid).await.status,
         StatusCode::NOT_FOUND
     );
     // The caller's own session is untouched.
-    assert_eq!(
-        ids(&app.get(SESSIONS, Some(&user.access_token)).await.body),
-        [sid(&user.access_token)]
-    );
+    assert_eq!(listed(&app, &user).await, [sid(&user.access_token)]);
 }
 
 #[actix_web::test]
 async fn ending_the_current_session_then_using_its_access_token_is_401() {
     let app = TestApp::new().await;
     let user = app.user().await;
-    let current = sid(&user.access_token);
-    let response = app
-        .delete(&format!("{SESSIONS}/{current}"), Some(&user.access_token))
-        .await;
+    let response = end(&app, &user, &sid(&user.access_token)).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
     for path in ["/api/v1/users/me", "/api/v1/projects", SESSIONS] {
         assert_eq!(
@@ -276,7 +273,7 @@ async fn ending_the_current_session_then_using_its_access_token_is_401() {
         );
     }
     assert_eq!(
-        refresh(&app, &user.refresh_token).await.status,
+        app.refresh(&user.refresh_token).await.status,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -298,22 +295,11 @@ async fn ending_all_others_keeps_the_current_one_unless_asked() {
     let response = app.delete(SESSIONS, Some(&user.access_token)).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
     for tokens in [&laptop, &phone] {
-        assert_eq!(
-            app.get("/api/v1/users/me", access(tokens)).await.status,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(me(&app, access(tokens)).await, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(
-        ids(&app.get(SESSIONS, Some(&user.access_token)).await.body),
-        [sid(&user.access_token)]
-    );
+    assert_eq!(listed(&app, &user).await, [sid(&user.access_token)]);
     // Nobody else's sessions ended.
-    assert_eq!(
-        app.get("/api/v1/users/me", Some(&other.access_token))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(me(&app, Some(&other.access_token)).await, StatusCode::OK);
     // Again: nothing left to end, still 204.
     assert_eq!(
         app.delete(
@@ -332,13 +318,11 @@ async fn ending_all_others_keeps_the_current_one_unless_asked() {
         .await;
     assert_eq!(all.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        app.get("/api/v1/users/me", Some(&user.access_token))
-            .await
-            .status,
+        me(&app, Some(&user.access_token)).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        refresh(&app, &user.refresh_token).await.status,
+        app.refresh(&user.refresh_token).await.status,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -353,13 +337,9 @@ async fn ending_a_session_while_it_refreshes_leaves_no_working_token() {
     let mut refreshes_won = 0;
     for _ in 0..15 {
         let victim = login(&app, &user).await;
-        let victim_sid = sid(access(&victim).expect("token"));
+        let victim_sid = session_of(&victim);
         let token = victim["refresh_token"].as_str().expect("token").to_owned();
-        let path = format!("{SESSIONS}/{victim_sid}");
-        let (rotated, ended) = tokio::join!(
-            refresh(&app, &token),
-            app.delete(&path, Some(&user.access_token)),
-        );
+        let (rotated, ended) = tokio::join!(app.refresh(&token), end(&app, &user, &victim_sid));
         assert_eq!(ended.status, StatusCode::NO_CONTENT);
         let mut candidates = vec![token];
         if rotated.status == StatusCode::OK {
@@ -371,19 +351,14 @@ async fn ending_a_session_while_it_refreshes_leaves_no_working_token() {
                     .to_owned(),
             );
             assert_eq!(
-                app.get(
-                    "/api/v1/users/me",
-                    rotated.body["tokens"]["access_token"].as_str()
-                )
-                .await
-                .status,
+                me(&app, rotated.body["tokens"]["access_token"].as_str()).await,
                 StatusCode::UNAUTHORIZED,
                 "the access token the racing refresh got is refused too"
             );
         }
         for candidate in candidates {
             assert_eq!(
-                refresh(&app, &candidate).await.status,
+                app.refresh(&candidate).await.status,
                 StatusCode::UNAUTHORIZED
             );
         }
@@ -439,9 +414,7 @@ async fn endings_reach_the_other_instance(redis: Option<SecretString>) {
         let mut delivered = false;
         for _ in 0..20 {
             let probe = login(&a, &user).await;
-            let probe_sid = sid(access(&probe).expect("token"));
-            a.delete(&format!("{SESSIONS}/{probe_sid}"), Some(&user.access_token))
-                .await;
+            end(&a, &user, &session_of(&probe)).await;
             tokio::time::sleep(Duration::from_millis(250)).await;
             if b.get("/api/v1/projects", access(&probe)).await.status == StatusCode::UNAUTHORIZED {
                 delivered = true;
@@ -452,14 +425,12 @@ async fn endings_reach_the_other_instance(redis: Option<SecretString>) {
     }
 
     let phone = login(&a, &user).await;
-    let phone_sid = sid(access(&phone).expect("token"));
+    let phone_sid = session_of(&phone);
     assert_eq!(
         b.get("/api/v1/projects", access(&phone)).await.status,
         StatusCode::OK
     );
-    let ended = a
-        .delete(&format!("{SESSIONS}/{phone_sid}"), Some(&user.access_token))
-        .await;
+    let ended = end(&a, &user, &phone_sid).await;
     assert_eq!(ended.status, StatusCode::NO_CONTENT);
     let session_delay = until_refused(&b, access(&phone).expect("token")).await;
 

@@ -154,8 +154,9 @@ impl MailError {
     }
 }
 
-/// What the mailer needs to know.
-#[derive(Debug, Clone)]
+/// What the mailer needs to know. `Debug` leaves the SMTP URL out: it may
+/// hold a password.
+#[derive(Clone)]
 pub struct MailerConfig {
     /// `smtp://host:port`, `smtps://user:pass@host:465`; `None` writes
     /// `.eml` files into `dir` instead.
@@ -164,6 +165,21 @@ pub struct MailerConfig {
     pub from: String,
     /// Where `.eml` files go without an SMTP server.
     pub dir: PathBuf,
+}
+
+impl std::fmt::Debug for MailerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            smtp_url,
+            from,
+            dir,
+        } = self;
+        f.debug_struct("MailerConfig")
+            .field("smtp_url", &smtp_url.as_ref().map(|_| "[redacted]"))
+            .field("from", from)
+            .field("dir", dir)
+            .finish()
+    }
 }
 
 #[derive(Clone)]

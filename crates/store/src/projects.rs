@@ -51,6 +51,28 @@ pub enum PlanKind {
     Generic,
 }
 
+/// The admin rights a token claims, confirmed against `users` by the
+/// statement itself: `$caller` is the caller's id parameter.
+macro_rules! confirmed_admin {
+    ($caller:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM users WHERE id = ",
+            $caller,
+            " AND role = 'admin')"
+        )
+    };
+}
+
+/// Who may see a project, and so read, change or delete it: its owner, or
+/// an admin. `$2` is the caller, `$3` whether their token claims admin
+/// rights. Every statement on one project puts its id in `$1` and this
+/// after it.
+macro_rules! visible_to_caller {
+    () => {
+        concat!("(owner_id = $2 OR ($3 AND ", confirmed_admin!("$2"), "))")
+    };
+}
+
 const COLUMNS: &str = "id, owner_id, name, description, status, version, created_at, updated_at";
 
 const INSERT: Sql = Sql::new(
@@ -60,26 +82,39 @@ const INSERT: Sql = Sql::new(
 );
 const FIND: Sql = Sql::new(
     "projects.find",
-    "SELECT id, owner_id, name, description, status, version, created_at, updated_at \
-     FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
+    concat!(
+        "SELECT id, owner_id, name, description, status, version, created_at, updated_at \
+         FROM projects WHERE id = $1 AND ",
+        visible_to_caller!()
+    ),
 );
 /// `$5` says whether the description is sent at all (`$6` may be NULL to
 /// clear it); `$8` lists the versions an `If-Match` accepts (NULL: any).
 const UPDATE: Sql = Sql::new(
     "projects.update",
-    "UPDATE projects SET name = COALESCE($4, name), \
-     description = CASE WHEN $5 THEN $6 ELSE description END, \
-     status = COALESCE($7, status) \
-     WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin'))) AND ($8::int4[] IS NULL OR version = ANY($8)) \
-     RETURNING id, owner_id, name, description, status, version, created_at, updated_at",
+    concat!(
+        "UPDATE projects SET name = COALESCE($4, name), \
+         description = CASE WHEN $5 THEN $6 ELSE description END, \
+         status = COALESCE($7, status) \
+         WHERE id = $1 AND ",
+        visible_to_caller!(),
+        " AND ($8::int4[] IS NULL OR version = ANY($8)) \
+         RETURNING id, owner_id, name, description, status, version, created_at, updated_at"
+    ),
 );
 const CURRENT_VERSION: Sql = Sql::new(
     "projects.current_version",
-    "SELECT version FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
+    concat!(
+        "SELECT version FROM projects WHERE id = $1 AND ",
+        visible_to_caller!()
+    ),
 );
 const DELETE: Sql = Sql::new(
     "projects.delete",
-    "DELETE FROM projects WHERE id = $1 AND (owner_id = $2 OR ($3 AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND role = 'admin')))",
+    concat!(
+        "DELETE FROM projects WHERE id = $1 AND ",
+        visible_to_caller!()
+    ),
 );
 
 /// The statement of each list shape. A shape is whether the caller's admin
@@ -125,10 +160,7 @@ fn list_sql(admin: bool, all: bool, sort: ProjectSort, status: bool, after: bool
     if admin {
         // Evaluated once per statement (an InitPlan): the admin rights a
         // token claims, confirmed by the database in the same statement.
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM users WHERE id = {} AND role = 'admin')",
-            param()
-        ));
+        conditions.push(format!(confirmed_admin!("{}"), param()));
     }
     if !all {
         conditions.push(format!("owner_id = {}", param()));

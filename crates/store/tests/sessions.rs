@@ -7,8 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use projects_domain::{Email, Role, SessionEndReason, SessionId, UserId};
-use projects_store::{NewSession, NewUser, Rotation, SessionPolicy, SessionScope, Store};
+use projects_store::{
+    CleanupBatch, EndedFeed, EndedSessions, NewSession, NewUser, Rotation, SessionPolicy,
+    SessionScope, Store,
+};
 use projects_testkit::TestDb;
+use time::OffsetDateTime;
 
 async fn user(store: &Store) -> UserId {
     store
@@ -49,6 +53,70 @@ async fn start(store: &Store, user: UserId, first: [u8; 32], policy: &SessionPol
         .expect("start")
 }
 
+/// Presents `token` for rotation to `next`.
+async fn rotate(
+    store: &Store,
+    token: [u8; 32],
+    next: [u8; 32],
+    policy: &SessionPolicy,
+) -> Rotation {
+    store
+        .sessions()
+        .rotate(token, next, policy)
+        .await
+        .expect("rotate")
+}
+
+/// Ends one of `user`'s sessions; what the call ended.
+async fn end_one(
+    store: &Store,
+    user: UserId,
+    session: SessionId,
+    reason: SessionEndReason,
+) -> EndedSessions {
+    store
+        .sessions()
+        .end(SessionScope::One { user, session }, reason)
+        .await
+        .expect("end")
+}
+
+/// The session ids of an ending or a feed, in its order.
+fn ids(ended: &[(SessionId, OffsetDateTime)]) -> Vec<SessionId> {
+    ended.iter().map(|(s, _)| *s).collect()
+}
+
+/// The endings since `cursor`, within `window`.
+async fn feed(store: &Store, cursor: i64, window: Duration) -> EndedFeed {
+    store
+        .sessions()
+        .ended_since(cursor, window)
+        .await
+        .expect("feed")
+}
+
+/// One cleanup batch of at most `limit`; `None`: another instance holds
+/// the lock.
+async fn cleanup(store: &Store, limit: i64, window: Duration) -> Option<CleanupBatch> {
+    store
+        .sessions()
+        .cleanup_batch(limit, window)
+        .await
+        .expect("cleanup")
+}
+
+/// The ids of `user`'s live sessions, newest first.
+async fn live(store: &Store, user: UserId) -> Vec<SessionId> {
+    store
+        .sessions()
+        .list(user, None, 10)
+        .await
+        .expect("list")
+        .iter()
+        .map(|s| s.id)
+        .collect()
+}
+
 fn no_grace() -> SessionPolicy {
     SessionPolicy {
         reuse_grace: Duration::ZERO,
@@ -64,38 +132,19 @@ async fn rotation_moves_the_chain_and_reuse_after_the_grace_ends_the_session() {
     let policy = no_grace();
     let (t0, t1, t2) = (hash(), hash(), hash());
     let session = start(store, id, t0, &policy).await;
-    let rotated = store
-        .sessions()
-        .rotate(t0, t1, &policy)
-        .await
-        .expect("rotate");
+    let rotated = rotate(store, t0, t1, &policy).await;
     assert!(
         matches!(rotated, Rotation::Rotated { user, session: s } if user.id == id && s == session)
     );
-    let reused = store
-        .sessions()
-        .rotate(t0, t1, &policy)
-        .await
-        .expect("rotate");
+    let reused = rotate(store, t0, t1, &policy).await;
     let Rotation::Reused { user_id, ended } = reused else {
         panic!("expected reuse, got {reused:?}");
     };
     assert_eq!(user_id, id);
-    assert_eq!(
-        ended.sessions.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-        [session]
-    );
-    let after = store
-        .sessions()
-        .rotate(t1, t2, &policy)
-        .await
-        .expect("rotate");
+    assert_eq!(ids(&ended.sessions), [session]);
+    let after = rotate(store, t1, t2, &policy).await;
     assert!(matches!(after, Rotation::Invalid), "the session has ended");
-    let unknown = store
-        .sessions()
-        .rotate(hash(), hash(), &policy)
-        .await
-        .expect("rotate");
+    let unknown = rotate(store, hash(), hash(), &policy).await;
     assert!(matches!(unknown, Rotation::Invalid));
     let reason: String = db
         .client()
@@ -119,40 +168,23 @@ async fn a_duplicate_within_the_grace_gets_the_same_successor_and_ends_nothing()
     let (t0, t1, t2) = (hash(), hash(), hash());
     let session = start(store, id, t0, &policy).await;
     assert!(matches!(
-        store
-            .sessions()
-            .rotate(t0, t1, &policy)
-            .await
-            .expect("rotate"),
+        rotate(store, t0, t1, &policy).await,
         Rotation::Rotated { .. }
     ));
     for _ in 0..3 {
-        let again = store
-            .sessions()
-            .rotate(t0, t1, &policy)
-            .await
-            .expect("rotate");
+        let again = rotate(store, t0, t1, &policy).await;
         assert!(matches!(again, Rotation::Duplicate { session: s, .. } if s == session));
     }
     // Once the successor has moved on, a duplicate is a 401 that ends nothing.
     assert!(matches!(
-        store
-            .sessions()
-            .rotate(t1, t2, &policy)
-            .await
-            .expect("rotate"),
+        rotate(store, t1, t2, &policy).await,
         Rotation::Rotated { .. }
     ));
     assert!(matches!(
-        store
-            .sessions()
-            .rotate(t0, t1, &policy)
-            .await
-            .expect("rotate"),
+        rotate(store, t0, t1, &policy).await,
         Rotation::Invalid
     ));
-    let live = store.sessions().list(id, None, 10).await.expect("list");
-    assert_eq!(live.len(), 1, "still live");
+    assert_eq!(live(store, id).await.len(), 1, "still live");
     // After the grace, the same presentation is reuse.
     db.client()
         .await
@@ -163,21 +195,10 @@ async fn a_duplicate_within_the_grace_gets_the_same_successor_and_ends_nothing()
         .await
         .expect("age");
     assert!(matches!(
-        store
-            .sessions()
-            .rotate(t0, t1, &policy)
-            .await
-            .expect("rotate"),
+        rotate(store, t0, t1, &policy).await,
         Rotation::Reused { .. }
     ));
-    assert!(
-        store
-            .sessions()
-            .list(id, None, 10)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(live(store, id).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -203,15 +224,7 @@ async fn concurrent_presentations_of_one_token_rotate_once_and_the_rest_are_dupl
         }
     }
     assert_eq!(rotated, 1);
-    assert_eq!(
-        store
-            .sessions()
-            .list(id, None, 10)
-            .await
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_eq!(live(&store, id).await.len(), 1);
 }
 
 #[tokio::test]
@@ -227,38 +240,11 @@ async fn endings_end_the_right_sessions_once() {
     let b1 = start(store, bob, hash(), &policy).await;
     let sessions = store.sessions();
     // Someone else's session is not found, and stays live.
-    let none = sessions
-        .end(
-            SessionScope::One {
-                user: ada,
-                session: b1,
-            },
-            SessionEndReason::Revoked,
-        )
-        .await
-        .expect("end");
+    let none = end_one(store, ada, b1, SessionEndReason::Revoked).await;
     assert!(none.is_empty());
-    let one = sessions
-        .end(
-            SessionScope::One {
-                user: ada,
-                session: a1,
-            },
-            SessionEndReason::Revoked,
-        )
-        .await
-        .expect("end");
+    let one = end_one(store, ada, a1, SessionEndReason::Revoked).await;
     assert_eq!(one.len(), 1);
-    let again = sessions
-        .end(
-            SessionScope::One {
-                user: ada,
-                session: a1,
-            },
-            SessionEndReason::Revoked,
-        )
-        .await
-        .expect("end");
+    let again = end_one(store, ada, a1, SessionEndReason::Revoked).await;
     assert!(again.is_empty(), "an ended session ends once");
     let others = sessions
         .end(
@@ -270,30 +256,13 @@ async fn endings_end_the_right_sessions_once() {
         )
         .await
         .expect("end");
-    assert_eq!(
-        others.sessions.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-        [a2]
-    );
-    let live: Vec<SessionId> = sessions
-        .list(ada, None, 10)
-        .await
-        .expect("list")
-        .iter()
-        .map(|s| s.id)
-        .collect();
-    assert_eq!(live, [a3]);
-    assert_eq!(sessions.list(bob, None, 10).await.expect("list").len(), 1);
+    assert_eq!(ids(&others.sessions), [a2]);
+    assert_eq!(live(store, ada).await, [a3]);
+    assert_eq!(live(store, bob).await.len(), 1);
     // Deleting a user ends their sessions, and the feed keeps saying so.
     let ended = store.users().delete(bob).await.expect("delete");
-    assert_eq!(
-        ended.sessions.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-        [b1]
-    );
-    let feed = sessions
-        .ended_since(0, Duration::from_secs(900))
-        .await
-        .expect("feed");
-    let mut fed: Vec<SessionId> = feed.ended.iter().map(|(s, _)| *s).collect();
+    assert_eq!(ids(&ended.sessions), [b1]);
+    let mut fed = ids(&feed(store, 0, Duration::from_secs(900)).await.ended);
     fed.sort();
     let mut expected = vec![a1, a2, b1];
     expected.sort();
@@ -309,19 +278,9 @@ async fn the_feed_cursor_returns_only_what_came_since_and_never_skips() {
     let s1 = start(store, ada, hash(), &policy).await;
     let s2 = start(store, ada, hash(), &policy).await;
     let window = Duration::from_secs(900);
-    let first = store.sessions().ended_since(0, window).await.expect("feed");
+    let first = feed(store, 0, window).await;
     assert!(first.ended.is_empty());
-    store
-        .sessions()
-        .end(
-            SessionScope::One {
-                user: ada,
-                session: s1,
-            },
-            SessionEndReason::Logout,
-        )
-        .await
-        .expect("end");
+    end_one(store, ada, s1, SessionEndReason::Logout).await;
     // A transaction that ends s2 but has not committed yet when a poll runs.
     let mut client = db.client().await;
     let tx = client.transaction().await.expect("tx");
@@ -337,38 +296,19 @@ async fn the_feed_cursor_returns_only_what_came_since_and_never_skips() {
     )
     .await
     .expect("feed s2");
-    let second = store
-        .sessions()
-        .ended_since(first.next_cursor, window)
-        .await
-        .expect("feed");
-    assert_eq!(
-        second.ended.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-        [s1]
-    );
+    let second = feed(store, first.next_cursor, window).await;
+    assert_eq!(ids(&second.ended), [s1]);
     tx.commit().await.expect("commit");
-    let third = store
-        .sessions()
-        .ended_since(second.next_cursor, window)
-        .await
-        .expect("feed");
+    let third = feed(store, second.next_cursor, window).await;
     assert!(
         third.ended.iter().any(|(s, _)| *s == s2),
         "the late commit is in the next poll"
     );
     // Entries older than the window are not reloaded.
-    let old = store
-        .sessions()
-        .ended_since(0, Duration::from_millis(1))
-        .await
-        .expect("feed");
+    let old = feed(store, 0, Duration::from_millis(1)).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(old.ended.len() <= 2);
-    let none = store
-        .sessions()
-        .ended_since(0, Duration::from_millis(1))
-        .await
-        .expect("feed");
+    let none = feed(store, 0, Duration::from_millis(1)).await;
     assert!(none.ended.is_empty());
 }
 
@@ -391,7 +331,7 @@ async fn a_session_ends_at_its_absolute_limit_whatever_its_refreshes() {
     let mut refreshed = 0;
     loop {
         let next = hash();
-        match sessions.rotate(token, next, &policy).await.expect("rotate") {
+        match rotate(store, token, next, &policy).await {
             Rotation::Rotated { .. } => {
                 token = next;
                 refreshed += 1;
@@ -407,7 +347,7 @@ async fn a_session_ends_at_its_absolute_limit_whatever_its_refreshes() {
         started.elapsed() >= Duration::from_secs(2),
         "not before its limit"
     );
-    assert!(sessions.list(ada, None, 10).await.expect("list").is_empty());
+    assert!(live(store, ada).await.is_empty());
 }
 
 #[tokio::test]
@@ -420,15 +360,8 @@ async fn cleanup_removes_only_dead_rows_and_keeps_the_feed_the_reload_needs() {
     let ended = start(store, ada, hash(), &policy).await;
     let expired = start(store, ada, hash(), &policy).await;
     let old_ended = start(store, ada, hash(), &policy).await;
-    let sessions = store.sessions();
     for session in [ended, old_ended] {
-        sessions
-            .end(
-                SessionScope::One { user: ada, session },
-                SessionEndReason::Logout,
-            )
-            .await
-            .expect("end");
+        end_one(store, ada, session, SessionEndReason::Logout).await;
     }
     let client = db.client().await;
     client
@@ -446,10 +379,8 @@ async fn cleanup_removes_only_dead_rows_and_keeps_the_feed_the_reload_needs() {
         .await
         .expect("age");
     let window = Duration::from_secs(900 + 65);
-    let batch = sessions
-        .cleanup_batch(1_000, window)
+    let batch = cleanup(store, 1_000, window)
         .await
-        .expect("cleanup")
         .expect("the lock is free");
     assert_eq!((batch.sessions, batch.feed_entries), (3, 1));
     let remaining: Vec<uuid::Uuid> = client
@@ -481,19 +412,9 @@ async fn cleanup_removes_only_dead_rows_and_keeps_the_feed_the_reload_needs() {
     // Bounded: a batch of 1 removes at most one of each kind.
     for _ in 0..3 {
         let session = start(store, ada, hash(), &policy).await;
-        sessions
-            .end(
-                SessionScope::One { user: ada, session },
-                SessionEndReason::Logout,
-            )
-            .await
-            .expect("end");
+        end_one(store, ada, session, SessionEndReason::Logout).await;
     }
-    let small = sessions
-        .cleanup_batch(1, window)
-        .await
-        .expect("cleanup")
-        .expect("free");
+    let small = cleanup(store, 1, window).await.expect("free");
     assert_eq!(small.sessions, 1);
     // One instance at a time: while another holds the lock, a batch skips.
     let mut holder = db.client().await;
@@ -507,21 +428,9 @@ async fn cleanup_removes_only_dead_rows_and_keeps_the_feed_the_reload_needs() {
         .expect("lock")
         .get(0);
     assert!(held);
-    assert!(
-        sessions
-            .cleanup_batch(1, window)
-            .await
-            .expect("cleanup")
-            .is_none()
-    );
+    assert!(cleanup(store, 1, window).await.is_none());
     tx.rollback().await.expect("release");
-    assert!(
-        sessions
-            .cleanup_batch(1, window)
-            .await
-            .expect("cleanup")
-            .is_some()
-    );
+    assert!(cleanup(store, 1, window).await.is_some());
 }
 
 /// The kinds of ending that race a rotation.
@@ -563,11 +472,7 @@ async fn no_token_survives_an_ending_that_raced_a_rotation() {
             let head_start = trial % 3 + usize::from(matches!(kind, Ending::Reuse));
             for _ in 0..head_start {
                 let next = hash();
-                let rotated = store
-                    .sessions()
-                    .rotate(current, next, &policy)
-                    .await
-                    .expect("rotate");
+                let rotated = rotate(&store, current, next, &policy).await;
                 assert!(matches!(rotated, Rotation::Rotated { .. }));
                 current = next;
             }
@@ -581,12 +486,7 @@ async fn no_token_survives_an_ending_that_raced_a_rotation() {
                     loop {
                         let after_answer = answered.load(Ordering::SeqCst);
                         let next = hash();
-                        match store
-                            .sessions()
-                            .rotate(token, next, &policy)
-                            .await
-                            .expect("rotate")
-                        {
+                        match rotate(&store, token, next, &policy).await {
                             Rotation::Rotated { .. } => {
                                 assert!(
                                     !after_answer,
@@ -614,26 +514,11 @@ async fn no_token_survives_an_ending_that_raced_a_rotation() {
                     .end_by_token(first, SessionEndReason::Logout)
                     .await
                     .expect("logout"),
-                Ending::Reuse => match store
-                    .sessions()
-                    .rotate(first, hash(), &policy)
-                    .await
-                    .expect("reuse")
-                {
+                Ending::Reuse => match rotate(&store, first, hash(), &policy).await {
                     Rotation::Reused { ended, .. } => ended,
                     other => panic!("{kind:?} trial {trial}: expected reuse, got {other:?}"),
                 },
-                Ending::EndOne => store
-                    .sessions()
-                    .end(
-                        SessionScope::One {
-                            user: owner,
-                            session,
-                        },
-                        SessionEndReason::Revoked,
-                    )
-                    .await
-                    .expect("end"),
+                Ending::EndOne => end_one(&store, owner, session, SessionEndReason::Revoked).await,
             };
             answered.store(true, Ordering::SeqCst);
             assert!(
@@ -646,44 +531,17 @@ async fn no_token_survives_an_ending_that_raced_a_rotation() {
             for token in [last, current, first] {
                 assert!(
                     matches!(
-                        store
-                            .sessions()
-                            .rotate(token, hash(), &policy)
-                            .await
-                            .expect("rotate"),
+                        rotate(&store, token, hash(), &policy).await,
                         Rotation::Invalid
                     ),
                     "{kind:?} trial {trial}: a token of the ended session still works"
                 );
             }
-            // The owner's other session is untouched by a single ending.
-            if !matches!(kind, Ending::PasswordChange) {
-                store
-                    .sessions()
-                    .end(
-                        SessionScope::One {
-                            user: owner,
-                            session: keeper,
-                        },
-                        SessionEndReason::Revoked,
-                    )
-                    .await
-                    .expect("tidy");
-            } else {
-                let live = store.sessions().list(owner, None, 10).await.expect("list");
-                assert_eq!(live.iter().map(|s| s.id).collect::<Vec<_>>(), [keeper]);
-                store
-                    .sessions()
-                    .end(
-                        SessionScope::One {
-                            user: owner,
-                            session: keeper,
-                        },
-                        SessionEndReason::Revoked,
-                    )
-                    .await
-                    .expect("tidy");
+            // A password change ends every session but the one it came from.
+            if matches!(kind, Ending::PasswordChange) {
+                assert_eq!(live(&store, owner).await, [keeper]);
             }
+            end_one(&store, owner, keeper, SessionEndReason::Revoked).await;
         }
     }
     // The attacker really was rotating while the endings ran.

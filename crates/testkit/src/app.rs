@@ -261,6 +261,16 @@ impl TestApp {
         )
     }
 
+    /// Presents a refresh token; the answer, whatever it is.
+    pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
     /// A new registered `user` with a unique e-mail and [`TEST_PASSWORD`].
     pub async fn user(&self) -> TestUser {
         let email = unique_email("user");

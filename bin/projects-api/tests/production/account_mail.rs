@@ -47,8 +47,13 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
 }
 
 impl Setup {
-    async fn post(&self, path: &str, body: Value, bearer: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self.http.post(self.server.url(path)).json(&body);
+    /// Sends `request`, with `bearer` if any; the status and the JSON body
+    /// (null if there is none).
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value) {
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
@@ -57,17 +62,54 @@ impl Setup {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    async fn post(&self, path: &str, body: Value, bearer: Option<&str>) -> (StatusCode, Value) {
+        let request = self.http.post(self.server.url(path)).json(&body);
+        self.send(request, bearer).await
+    }
+
+    async fn get_me(&self, bearer: &str) -> (StatusCode, Value) {
+        let request = self.http.get(self.server.url("/api/v1/users/me"));
+        self.send(request, Some(bearer)).await
+    }
+
     async fn patch_me(&self, body: Value, bearer: &str) -> (StatusCode, Value) {
-        let response = self
+        let request = self
             .http
             .patch(self.server.url("/api/v1/users/me"))
-            .bearer_auth(bearer)
-            .json(&body)
-            .send()
+            .json(&body);
+        self.send(request, Some(bearer)).await
+    }
+
+    async fn request_reset(&self, email: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/v1/auth/password-reset",
+            json!({ "email": email }),
+            None,
+        )
+        .await
+    }
+
+    async fn confirm_reset(&self, token: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/v1/auth/password-reset/confirm",
+            json!({ "token": token, "password": password }),
+            None,
+        )
+        .await
+    }
+
+    async fn verify_email(&self, token: &str) -> (StatusCode, Value) {
+        self.post("/api/v1/auth/verify-email", json!({ "token": token }), None)
             .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn confirm_email_change(&self, token: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/v1/auth/email-change/confirm",
+            json!({ "token": token }),
+            None,
+        )
+        .await
     }
 
     /// A user created behind the API's back (no mail sent, unverified).
@@ -93,6 +135,34 @@ impl Setup {
             None,
         )
         .await
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+            None,
+        )
+        .await
+    }
+
+    /// A user created behind the API's back, logged in: their access token.
+    async fn signed_in_user(&self, email: &str) -> String {
+        self.user(email).await;
+        let (status, session) = self.login(email, PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        session["tokens"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A user created behind the API's back who asked for a password
+    /// reset: the token of the link mailed to them.
+    async fn reset_token_of_new_user(&self, email: &str) -> String {
+        self.user(email).await;
+        self.request_reset(email).await;
+        self.token(email, 1, "/reset-password").await
     }
 
     /// The token of the `n`th message (from 1) to `to`, whose link has `path`.
@@ -158,49 +228,28 @@ async fn registration_mails_a_verification_link_that_works_once() {
     tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     for bad in [tampered.as_str(), "", "x", &"y".repeat(600)] {
-        let (status, body) = s
-            .post("/api/v1/auth/verify-email", json!({ "token": bad }), None)
-            .await;
+        let (status, body) = s.verify_email(bad).await;
         assert!(
             status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
             "{bad:.10}: {status} {body}"
         );
     }
-    let (status, body) = s
-        .post(
-            "/api/v1/auth/verify-email",
-            json!({ "token": tampered }),
-            None,
-        )
-        .await;
+    let (status, body) = s.verify_email(&tampered).await;
     assert_eq!(
         (status, slug(&body)),
         (StatusCode::BAD_REQUEST, "invalid-token")
     );
 
-    let (status, body) = s
-        .post("/api/v1/auth/verify-email", json!({ "token": token }), None)
-        .await;
+    let (status, body) = s.verify_email(&token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["email_verified"], true);
     // Used: a replay is refused.
-    let (status, body) = s
-        .post("/api/v1/auth/verify-email", json!({ "token": token }), None)
-        .await;
+    let (status, body) = s.verify_email(&token).await;
     assert_eq!(
         (status, slug(&body)),
         (StatusCode::BAD_REQUEST, "invalid-token")
     );
-    let me: Value = s
-        .http
-        .get(s.server.url("/api/v1/users/me"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, me) = s.get_me(&access).await;
     assert_eq!(me["email_verified"], true);
     // Verified: a resend sends nothing.
     let (status, _) = s
@@ -234,21 +283,9 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
     let old_refresh = old["tokens"]["refresh_token"].as_str().unwrap().to_owned();
     let old_access = old["tokens"]["access_token"].as_str().unwrap().to_owned();
 
-    let (status, accepted) = s
-        .post(
-            "/api/v1/auth/password-reset",
-            json!({ "email": "GRACE@example.com" }),
-            None,
-        )
-        .await;
+    let (status, accepted) = s.request_reset("GRACE@example.com").await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (unknown_status, unknown) = s
-        .post(
-            "/api/v1/auth/password-reset",
-            json!({ "email": "nobody@example.com" }),
-            None,
-        )
-        .await;
+    let (unknown_status, unknown) = s.request_reset("nobody@example.com").await;
     assert_eq!(
         (unknown_status, &unknown),
         (status, &accepted),
@@ -258,13 +295,7 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
 
     // The password rules apply (the strength estimate too), and a refused
     // password uses up nothing.
-    let (status, body) = s
-        .post(
-            "/api/v1/auth/password-reset/confirm",
-            json!({ "token": token, "password": "password123" }),
-            None,
-        )
-        .await;
+    let (status, body) = s.confirm_reset(&token, "password123").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(
         body["errors"].as_array().is_some_and(|errors| errors
@@ -272,43 +303,17 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
             .any(|e| e["field"] == "password" && e["code"] == "weak_password")),
         "{body}"
     );
-    let (status, body) = s
-        .post(
-            "/api/v1/auth/password-reset/confirm",
-            json!({ "token": token, "password": NEW_PASSWORD }),
-            None,
-        )
-        .await;
+    let (status, body) = s.confirm_reset(&token, NEW_PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["user"]["email"], "grace@example.com");
     assert!(body["tokens"]["access_token"].is_string());
 
     // The old session is over, its access token at once (the revocation
     // set), its refresh token too; the new password works, the old one not.
-    let response = s
-        .http
-        .get(s.server.url("/api/v1/users/me"))
-        .bearer_auth(&old_access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let (status, _) = s
-        .post(
-            "/api/v1/auth/refresh",
-            json!({ "refresh_token": old_refresh }),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.get_me(&old_access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.refresh(&old_refresh).await.0, StatusCode::UNAUTHORIZED);
     let new_refresh = body["tokens"]["refresh_token"].as_str().unwrap();
-    let (status, _) = s
-        .post(
-            "/api/v1/auth/refresh",
-            json!({ "refresh_token": new_refresh }),
-            None,
-        )
-        .await;
+    let (status, _) = s.refresh(new_refresh).await;
     assert_eq!(status, StatusCode::OK, "{}", s.server.logs().join("\n"));
     assert_eq!(
         s.login("grace@example.com", PASSWORD).await.0,
@@ -320,13 +325,7 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
     );
 
     // Used: a replay changes nothing.
-    let (status, body) = s
-        .post(
-            "/api/v1/auth/password-reset/confirm",
-            json!({ "token": token, "password": "yet another passphrase here" }),
-            None,
-        )
-        .await;
+    let (status, body) = s.confirm_reset(&token, "yet another passphrase here").await;
     assert_eq!(
         (status, slug(&body)),
         (StatusCode::BAD_REQUEST, "invalid-token")
@@ -345,21 +344,8 @@ async fn password_reset_ends_the_old_sessions_and_starts_a_new_one() {
 #[tokio::test]
 async fn two_confirmations_of_one_token_at_once_let_exactly_one_through() {
     let s = setup(&[]).await;
-    s.user("race@example.com").await;
-    s.post(
-        "/api/v1/auth/password-reset",
-        json!({ "email": "race@example.com" }),
-        None,
-    )
-    .await;
-    let token = s.token("race@example.com", 1, "/reset-password").await;
-    let confirm = |password: &'static str| {
-        s.post(
-            "/api/v1/auth/password-reset/confirm",
-            json!({ "token": token, "password": password }),
-            None,
-        )
-    };
+    let token = s.reset_token_of_new_user("race@example.com").await;
+    let confirm = |password: &'static str| s.confirm_reset(&token, password);
     let (first, second) = tokio::join!(
         confirm("first racer passphrase wins"),
         confirm("second racer passphrase wins")
@@ -378,14 +364,7 @@ async fn two_confirmations_of_one_token_at_once_let_exactly_one_through() {
 #[tokio::test]
 async fn an_expired_reset_token_is_refused_and_changes_nothing() {
     let s = setup(&[]).await;
-    s.user("late@example.com").await;
-    s.post(
-        "/api/v1/auth/password-reset",
-        json!({ "email": "late@example.com" }),
-        None,
-    )
-    .await;
-    let token = s.token("late@example.com", 1, "/reset-password").await;
+    let token = s.reset_token_of_new_user("late@example.com").await;
     s.db.client()
         .await
         .execute(
@@ -394,13 +373,7 @@ async fn an_expired_reset_token_is_refused_and_changes_nothing() {
         )
         .await
         .unwrap();
-    let (status, body) = s
-        .post(
-            "/api/v1/auth/password-reset/confirm",
-            json!({ "token": token, "password": NEW_PASSWORD }),
-            None,
-        )
-        .await;
+    let (status, body) = s.confirm_reset(&token, NEW_PASSWORD).await;
     assert_eq!(
         (status, slug(&body)),
         (StatusCode::BAD_REQUEST, "invalid-token")
@@ -414,16 +387,14 @@ async fn an_expired_reset_token_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn mail_to_one_address_is_limited_to_one_a_minute() {
     let s = setup(&[]).await;
-    s.user("limit@example.com").await;
-    let (_, session) = s.login("limit@example.com", PASSWORD).await;
-    let access = session["tokens"]["access_token"].as_str().unwrap();
+    let access = s.signed_in_user("limit@example.com").await;
     let (first, _) = s
-        .post("/api/v1/auth/verify-email/resend", json!({}), Some(access))
+        .post("/api/v1/auth/verify-email/resend", json!({}), Some(&access))
         .await;
     let response = s
         .http
         .post(s.server.url("/api/v1/auth/verify-email/resend"))
-        .bearer_auth(access)
+        .bearer_auth(&access)
         .send()
         .await
         .unwrap();
@@ -436,46 +407,35 @@ async fn mail_to_one_address_is_limited_to_one_a_minute() {
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // A reset request within the minute is accepted but sends nothing.
-    let (status, _) = s
-        .post(
-            "/api/v1/auth/password-reset",
-            json!({ "email": "limit@example.com" }),
-            None,
-        )
-        .await;
+    let (status, _) = s.request_reset("limit@example.com").await;
     assert_eq!(status, StatusCode::ACCEPTED);
     s.settle().await;
     let mail = s.smtp.messages_to("limit@example.com");
     assert_eq!(mail.len(), 1, "only the first message goes out");
     // That one link works.
     let token = mail[0].token("https://app.test/verify-email").unwrap();
-    let (status, _) = s
-        .post("/api/v1/auth/verify-email", json!({ "token": token }), None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(s.verify_email(&token).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn an_email_change_is_confirmed_from_the_new_address_and_noticed_at_the_old() {
     let s = setup(&[]).await;
-    s.user("old@example.com").await;
-    let (_, session) = s.login("old@example.com", PASSWORD).await;
-    let access = session["tokens"]["access_token"].as_str().unwrap();
+    let access = s.signed_in_user("old@example.com").await;
     let (status, body) = s
-        .patch_me(json!({ "email": "new@example.com" }), access)
+        .patch_me(json!({ "email": "new@example.com" }), &access)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = s
         .patch_me(
             json!({ "email": "new@example.com", "current_password": "not the password" }),
-            access,
+            &access,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = s
         .patch_me(
             json!({ "email": "New@Example.com", "current_password": PASSWORD }),
-            access,
+            &access,
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -484,13 +444,7 @@ async fn an_email_change_is_confirmed_from_the_new_address_and_noticed_at_the_ol
         "not changed before the link is used"
     );
     let token = s.token("new@example.com", 1, "/confirm-email-change").await;
-    let (status, body) = s
-        .post(
-            "/api/v1/auth/email-change/confirm",
-            json!({ "token": token }),
-            None,
-        )
-        .await;
+    let (status, body) = s.confirm_email_change(&token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["email"], "new@example.com");
     assert_eq!(body["email_verified"], true);
@@ -501,26 +455,20 @@ async fn an_email_change_is_confirmed_from_the_new_address_and_noticed_at_the_ol
         s.login("old@example.com", PASSWORD).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = s
-        .post(
-            "/api/v1/auth/email-change/confirm",
-            json!({ "token": token }),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.confirm_email_change(&token).await.0,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
 async fn an_email_change_to_an_address_taken_meanwhile_is_a_conflict() {
     let s = setup(&[]).await;
-    s.user("mover@example.com").await;
-    let (_, session) = s.login("mover@example.com", PASSWORD).await;
-    let access = session["tokens"]["access_token"].as_str().unwrap();
+    let access = s.signed_in_user("mover@example.com").await;
     let (status, _) = s
         .patch_me(
             json!({ "email": "wanted@example.com", "current_password": PASSWORD }),
-            access,
+            &access,
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -528,13 +476,7 @@ async fn an_email_change_to_an_address_taken_meanwhile_is_a_conflict() {
         .token("wanted@example.com", 1, "/confirm-email-change")
         .await;
     s.user("wanted@example.com").await;
-    let (status, body) = s
-        .post(
-            "/api/v1/auth/email-change/confirm",
-            json!({ "token": token }),
-            None,
-        )
-        .await;
+    let (status, body) = s.confirm_email_change(&token).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(
         s.login("mover@example.com", PASSWORD).await.0,
@@ -603,13 +545,7 @@ async fn reset_requests_for_known_and_unknown_addresses_take_similar_time() {
             ("unknown@example.com", &mut unknown),
         ] {
             let started = Instant::now();
-            let (status, _) = s
-                .post(
-                    "/api/v1/auth/password-reset",
-                    json!({ "email": address }),
-                    None,
-                )
-                .await;
+            let (status, _) = s.request_reset(address).await;
             let elapsed = started.elapsed();
             assert_eq!(status, StatusCode::ACCEPTED);
             // The first rounds warm the connections up.

@@ -195,20 +195,11 @@ async fn login_validates_its_body() {
     assert_eq!(response.body["errors"].as_array().map(Vec::len), Some(2));
 }
 
-async fn refresh(app: &TestApp, token: &str) -> projects_testkit::TestResponse {
-    app.post_json(
-        "/api/v1/auth/refresh",
-        None,
-        &json!({ "refresh_token": token }),
-    )
-    .await
-}
-
 #[actix_web::test]
 async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
     let app = TestApp::new().await;
     let user = app.user().await;
-    let first = refresh(&app, &user.refresh_token).await;
+    let first = app.refresh(&user.refresh_token).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     let tokens = &first.body["tokens"];
     assert_eq!(first.body.as_object().map(|o| o.len()), Some(1));
@@ -226,7 +217,7 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
 
     // Presented again within the grace (a second tab, a retry), the old
     // token gets the same new refresh token, and nothing ends.
-    let duplicate = refresh(&app, &user.refresh_token).await;
+    let duplicate = app.refresh(&user.refresh_token).await;
     assert_eq!(duplicate.status, StatusCode::OK, "{}", duplicate.text);
     assert_eq!(duplicate.body["tokens"]["refresh_token"], rotated.as_str());
 
@@ -242,9 +233,9 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
         )
         .await
         .expect("age the rotation");
-    let reused = refresh(&app, &user.refresh_token).await;
+    let reused = app.refresh(&user.refresh_token).await;
     assert_eq!(reused.status, StatusCode::UNAUTHORIZED);
-    let after = refresh(&app, &rotated).await;
+    let after = app.refresh(&rotated).await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     let me = app
         .get("/api/v1/users/me", tokens["access_token"].as_str())
@@ -259,7 +250,9 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
 
     // Another login's session is untouched.
     let (_, other) = app.login(&user.email, TEST_PASSWORD).await;
-    let other = refresh(&app, other["refresh_token"].as_str().expect("a token")).await;
+    let other = app
+        .refresh(other["refresh_token"].as_str().expect("a token"))
+        .await;
     assert_eq!(other.status, StatusCode::OK);
 }
 
@@ -270,7 +263,7 @@ async fn twenty_simultaneous_refreshes_of_one_token_share_one_successor() {
     let app = TestApp::new().await;
     let user = app.user().await;
     let responses =
-        futures_util::future::join_all((0..20).map(|_| refresh(&app, &user.refresh_token))).await;
+        futures_util::future::join_all((0..20).map(|_| app.refresh(&user.refresh_token))).await;
     let mut successors = std::collections::BTreeSet::new();
     for response in &responses {
         // A 401 is allowed (it ends nothing); anything else is not.
@@ -300,7 +293,7 @@ async fn twenty_simultaneous_refreshes_of_one_token_share_one_successor() {
             .status,
         StatusCode::OK
     );
-    let next = refresh(&app, &successor).await;
+    let next = app.refresh(&successor).await;
     assert_eq!(next.status, StatusCode::OK, "{}", next.text);
     let live: i64 = app
         .db
@@ -316,7 +309,7 @@ async fn twenty_simultaneous_refreshes_of_one_token_share_one_successor() {
 #[actix_web::test]
 async fn refresh_refuses_unknown_expired_and_missing_tokens() {
     let app = TestApp::new().await;
-    let unknown = refresh(&app, "not-a-token").await;
+    let unknown = app.refresh("not-a-token").await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     let user = app.user().await;
     app.db
@@ -328,7 +321,7 @@ async fn refresh_refuses_unknown_expired_and_missing_tokens() {
         )
         .await
         .expect("expire");
-    let expired = refresh(&app, &user.refresh_token).await;
+    let expired = app.refresh(&user.refresh_token).await;
     assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         expired.body_without_request_id(),
@@ -361,7 +354,7 @@ async fn refresh_tokens_are_stored_only_as_hashes() {
 async fn logout_revokes_the_family_and_is_idempotent() {
     let app = TestApp::new().await;
     let user = app.user().await;
-    let rotated = refresh(&app, &user.refresh_token).await;
+    let rotated = app.refresh(&user.refresh_token).await;
     let rotated = rotated.body["tokens"]["refresh_token"]
         .as_str()
         .expect("a token")
@@ -370,10 +363,7 @@ async fn logout_revokes_the_family_and_is_idempotent() {
     let response = app.post_json("/api/v1/auth/logout", None, &body).await;
     assert_eq!(response.status, StatusCode::NO_CONTENT);
     assert!(response.text.is_empty());
-    assert_eq!(
-        refresh(&app, &rotated).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.refresh(&rotated).await.status, StatusCode::UNAUTHORIZED);
     let again = app.post_json("/api/v1/auth/logout", None, &body).await;
     assert_eq!(again.status, StatusCode::NO_CONTENT);
     let unknown = app
