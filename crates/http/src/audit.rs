@@ -3,10 +3,11 @@
 //! user id when known, the client IP and the request id — never the
 //! e-mail, the password or a token.
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage as _, HttpRequest};
 use projects_domain::UserId;
 
 use crate::client_ip::ClientIp;
+use crate::request_id::RequestId;
 
 /// Logs one authentication attempt.
 pub(crate) fn log_attempt(
@@ -18,17 +19,55 @@ pub(crate) fn log_attempt(
     // The address the limits used, decided once for the request (never a
     // header the client chose, unless through a trusted proxy).
     let client_ip = ClientIp::of_handled(req);
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()));
+    let request_id = request_id(req);
     tracing::info!(
         auth.event = event,
         auth.outcome = outcome,
         user.id = user_id.map(|id| id.to_string()),
         client.ip = client_ip.map(tracing::field::display),
-        request_id,
+        request_id = request_id.as_deref(),
         "authentication attempt"
     );
+}
+
+/// The id the request-id middleware gave the request (the client's when
+/// sane, else a new one): the one the response and every other log line of
+/// the request carry, never the header read again.
+fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|id| id.0.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+    use crate::request_id::X_REQUEST_ID;
+
+    #[test]
+    fn the_logged_id_is_the_middlewares_not_the_header() {
+        // No header: the middleware made an id up, and that one is logged.
+        let req = TestRequest::default().to_http_request();
+        req.extensions_mut()
+            .insert(RequestId("0193aa00-made-up-by-the-server".into()));
+        assert_eq!(
+            request_id(&req).as_deref(),
+            Some("0193aa00-made-up-by-the-server")
+        );
+
+        // A header and a different id in the extension (an insane header
+        // the middleware replaced, say): the extension wins.
+        let req = TestRequest::default()
+            .insert_header((X_REQUEST_ID, "from-the-header"))
+            .to_http_request();
+        req.extensions_mut()
+            .insert(RequestId("from-the-middleware".into()));
+        assert_eq!(request_id(&req).as_deref(), Some("from-the-middleware"));
+
+        // Outside the middleware there is no id to log.
+        let req = TestRequest::default()
+            .insert_header((X_REQUEST_ID, "from-the-header"))
+            .to_http_request();
+        assert_eq!(request_id(&req), None);
+    }
 }

@@ -151,6 +151,24 @@ async fn a_full_flow_logs_no_secret() {
             "the logs contain a secret: {secret}"
         );
     }
+    // The audit line of the failed login carries the request's id, the one
+    // its response carries (made up by the server: the client sent none).
+    let wrong_id = wrong.header("x-request-id").expect("a request id");
+    let audit_ids: Vec<Option<String>> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| {
+            line["fields"]["message"] == "authentication attempt"
+                && line["fields"]["auth.event"] == "login"
+                && line["fields"]["auth.outcome"] == "failure"
+        })
+        .map(|line| line["fields"]["request_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        audit_ids,
+        [Some(wrong_id.to_owned())],
+        "the failed login's audit line has the response's request id"
+    );
     // Responses never carry one either.
     for body in [&wrong.text, &reused.text, &changed.text] {
         assert!(!body.contains(TEST_PASSWORD) && !body.contains(&hash));

@@ -73,18 +73,30 @@ macro_rules! visible_to_caller {
     };
 }
 
-const COLUMNS: &str = "id, owner_id, name, description, status, version, created_at, updated_at";
+/// The columns a `Project` is read from (`project_from_row`): one list for
+/// every statement that returns a project.
+macro_rules! project_columns {
+    () => {
+        "id, owner_id, name, description, status, version, created_at, updated_at"
+    };
+}
+
+const COLUMNS: &str = project_columns!();
 
 const INSERT: Sql = Sql::new(
     "projects.insert",
-    "INSERT INTO projects (id, owner_id, name, description, status) VALUES ($1, $2, $3, $4, $5) \
-     RETURNING id, owner_id, name, description, status, version, created_at, updated_at",
+    concat!(
+        "INSERT INTO projects (id, owner_id, name, description, status) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING ",
+        project_columns!()
+    ),
 );
 const FIND: Sql = Sql::new(
     "projects.find",
     concat!(
-        "SELECT id, owner_id, name, description, status, version, created_at, updated_at \
-         FROM projects WHERE id = $1 AND ",
+        "SELECT ",
+        project_columns!(),
+        " FROM projects WHERE id = $1 AND ",
         visible_to_caller!()
     ),
 );
@@ -98,8 +110,8 @@ const UPDATE: Sql = Sql::new(
          status = COALESCE($7, status) \
          WHERE id = $1 AND ",
         visible_to_caller!(),
-        " AND ($8::int4[] IS NULL OR version = ANY($8)) \
-         RETURNING id, owner_id, name, description, status, version, created_at, updated_at"
+        " AND ($8::int4[] IS NULL OR version = ANY($8)) RETURNING ",
+        project_columns!()
     ),
 );
 const CURRENT_VERSION: Sql = Sql::new(

@@ -7,8 +7,9 @@ use std::time::Duration;
 use projects_http::client_ip::TrustedProxies;
 use projects_store::SessionPolicy;
 
-use super::*;
 use std::collections::HashMap;
+
+use super::*;
 
 const SECRET: &str = "4be1d07c9a2f63e85d1c7b0a9e4f2638";
 
@@ -20,13 +21,17 @@ fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     Config::from_lookup(|name| map.get(name).cloned())
 }
 
+/// The configuration of `vars` over the two required variables (a later
+/// entry overrides an earlier one).
+fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut all = vec![("DATABASE_URL", "postgres://h/db"), ("JWT_SECRET", SECRET)];
+    all.extend_from_slice(vars);
+    load(&all)
+}
+
 #[test]
 fn defaults_follow_the_contract() {
-    let config = load(&[
-        ("DATABASE_URL", "postgres://localhost/db"),
-        ("JWT_SECRET", SECRET),
-    ])
-    .expect("valid");
+    let config = with(&[]).expect("valid");
     assert_eq!(config.server.bind_addr.to_string(), "127.0.0.1:8080");
     assert_eq!(
         config
@@ -80,11 +85,6 @@ fn defaults_follow_the_contract() {
 
 #[test]
 fn session_limits_are_read_and_bounded() {
-    let with = |vars: &[(&'static str, &'static str)]| {
-        let mut all = vec![("DATABASE_URL", "postgres://h/db"), ("JWT_SECRET", SECRET)];
-        all.extend_from_slice(vars);
-        load(&all)
-    };
     let config = with(&[
         ("SESSION_MAX_AGE_DAYS", "7"),
         ("REFRESH_TOKEN_TTL_DAYS", "1"),
@@ -128,9 +128,7 @@ fn refuses_a_missing_or_short_jwt_secret() {
 
 #[test]
 fn reads_lists_flags_and_formats() {
-    let config = load(&[
-        ("DATABASE_URL", "postgres://h/db"),
-        ("JWT_SECRET", SECRET),
+    let config = with(&[
         ("CORS_ORIGINS", "https://a.example, https://b.example,"),
         ("TRUST_FORWARDED_FOR", "true"),
         ("LOG_FORMAT", "pretty"),
@@ -151,27 +149,16 @@ fn reads_lists_flags_and_formats() {
 
 #[test]
 fn names_the_variable_with_a_bad_value() {
-    let error = load(&[
-        ("DATABASE_URL", "postgres://h/db"),
-        ("JWT_SECRET", SECRET),
-        ("DATABASE_POOL_SIZE", "lots"),
-    ])
-    .expect_err("must fail");
+    let error = with(&[("DATABASE_POOL_SIZE", "lots")]).expect_err("must fail");
     assert_eq!(error.variable, "DATABASE_POOL_SIZE");
-    let error = load(&[
-        ("DATABASE_URL", "postgres://h/db"),
-        ("JWT_SECRET", SECRET),
-        ("LOG_FORMAT", "xml"),
-    ])
-    .expect_err("must fail");
+    let error = with(&[("LOG_FORMAT", "xml")]).expect_err("must fail");
     assert_eq!(error.variable, "LOG_FORMAT");
 }
 
 #[test]
 fn reads_the_pooler_settings() {
-    let config = load(&[
+    let config = with(&[
         ("DATABASE_URL", "postgres://pooler:6432/db"),
-        ("JWT_SECRET", SECRET),
         ("DATABASE_PREPARED_STATEMENTS", "false"),
         ("DATABASE_MIGRATION_URL", "postgres://direct:5432/db"),
     ])
@@ -186,33 +173,23 @@ fn reads_the_pooler_settings() {
         ("DATABASE_PREPARED_STATEMENTS", "sometimes"),
         ("DATABASE_MIGRATION_URL", "mysql://direct/db"),
     ] {
-        let error = load(&[
-            ("DATABASE_URL", "postgres://h/db"),
-            ("JWT_SECRET", SECRET),
-            (variable, value),
-        ])
-        .expect_err("must fail");
+        let error = with(&[(variable, value)]).expect_err("must fail");
         assert_eq!(error.variable, variable);
     }
 }
 
 #[test]
 fn metrics_can_move_or_be_turned_off() {
-    let base = [("DATABASE_URL", "postgres://h/db"), ("JWT_SECRET", SECRET)];
-    let with = |value: &'static str| {
-        let mut vars = base.to_vec();
-        vars.push(("METRICS_ADDR", value));
-        load(&vars)
-    };
+    let metrics = |value| with(&[("METRICS_ADDR", value)]);
     assert_eq!(
-        with("0.0.0.0:9100").expect("valid").server.metrics_addr,
+        metrics("0.0.0.0:9100").expect("valid").server.metrics_addr,
         Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
     );
-    assert_eq!(with("off").expect("valid").server.metrics_addr, None);
-    assert_eq!(with("OFF").expect("valid").server.metrics_addr, None);
-    assert_eq!(with("").expect("valid").server.metrics_addr, None);
+    assert_eq!(metrics("off").expect("valid").server.metrics_addr, None);
+    assert_eq!(metrics("OFF").expect("valid").server.metrics_addr, None);
+    assert_eq!(metrics("").expect("valid").server.metrics_addr, None);
     assert_eq!(
-        with("nine-thousand").expect_err("must fail").variable,
+        metrics("nine-thousand").expect_err("must fail").variable,
         "METRICS_ADDR"
     );
 }
@@ -225,30 +202,17 @@ fn refuses_cors_origins_that_cannot_match() {
         "https://app.example/",
         "https://a.example/path",
     ] {
-        let error = load(&[
-            ("DATABASE_URL", "postgres://h/db"),
-            ("JWT_SECRET", SECRET),
-            ("CORS_ORIGINS", bad),
-        ])
-        .expect_err(bad);
+        let error = with(&[("CORS_ORIGINS", bad)]).expect_err(bad);
         assert_eq!(error.variable, "CORS_ORIGINS");
     }
-    let config = load(&[
-        ("DATABASE_URL", "postgres://h/db"),
-        ("JWT_SECRET", SECRET),
-        ("CORS_ORIGINS", "http://localhost:3000,https://[::1]:8443"),
-    ])
-    .expect("valid");
+    let config =
+        with(&[("CORS_ORIGINS", "http://localhost:3000,https://[::1]:8443")]).expect("valid");
     assert_eq!(config.http.cors_origins.len(), 2);
 }
 
 #[test]
 fn debug_output_hides_secrets() {
-    let config = load(&[
-        ("DATABASE_URL", "postgres://u:hunter2@h/db"),
-        ("JWT_SECRET", SECRET),
-    ])
-    .expect("valid");
+    let config = with(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).expect("valid");
     let debug = format!("{config:?}");
     assert!(!debug.contains(SECRET));
     assert!(!debug.contains("hunter2"));
@@ -256,13 +220,12 @@ fn debug_output_hides_secrets() {
 
 #[test]
 fn debug_output_hides_every_secret_of_every_section() {
-    let config = load(&[
+    let config = with(&[
         ("DATABASE_URL", "postgres://u:db-password@h/db"),
         (
             "DATABASE_MIGRATION_URL",
             "postgres://u:migration-password@direct/db",
         ),
-        ("JWT_SECRET", SECRET),
         ("SMTP_URL", "smtps://user:smtp-password@mail.example.com"),
         ("REDIS_URL", "redis://:redis-password@127.0.0.1:6379"),
     ])
@@ -286,26 +249,16 @@ fn debug_output_hides_every_secret_of_every_section() {
 
 #[test]
 fn http_workers_is_a_count_or_zero_for_one_per_core() {
-    let with = |value: &str| {
-        load(&[
-            ("DATABASE_URL", "postgres://localhost/db"),
-            ("JWT_SECRET", SECRET),
-            ("HTTP_WORKERS", value),
-        ])
-    };
-    assert_eq!(with("1").expect("valid").server.http_workers, Some(1));
-    assert_eq!(with("0").expect("valid").server.http_workers, None);
-    let error = with("many").expect_err("not a number");
+    let workers = |value| with(&[("HTTP_WORKERS", value)]);
+    assert_eq!(workers("1").expect("valid").server.http_workers, Some(1));
+    assert_eq!(workers("0").expect("valid").server.http_workers, None);
+    let error = workers("many").expect_err("not a number");
     assert_eq!(error.variable, "HTTP_WORKERS");
 }
 
 #[test]
 fn mail_defaults_follow_the_contract_and_bad_values_name_their_variable() {
-    let base = [
-        ("DATABASE_URL", "postgres://localhost/db"),
-        ("JWT_SECRET", SECRET),
-    ];
-    let mail = load(&base).expect("valid").mail;
+    let mail = with(&[]).expect("valid").mail;
     assert_eq!(mail.public_app_url, "http://127.0.0.1:8080");
     assert!(mail.mailer.smtp_url.is_none());
     assert_eq!(mail.mailer.from, "no-reply@localhost");
@@ -320,12 +273,7 @@ fn mail_defaults_follow_the_contract_and_bad_values_name_their_variable() {
         Duration::from_secs(48 * 3600)
     );
 
-    let with = |name: &'static str, value: &'static str| {
-        let mut vars = base.to_vec();
-        vars.push((name, value));
-        load(&vars)
-    };
-    let trimmed = with("PUBLIC_APP_URL", "https://app.example.com/").expect("valid");
+    let trimmed = with(&[("PUBLIC_APP_URL", "https://app.example.com/")]).expect("valid");
     assert_eq!(trimmed.mail.public_app_url, "https://app.example.com");
     for (name, value) in [
         ("PUBLIC_APP_URL", "ftp://x"),
@@ -337,23 +285,15 @@ fn mail_defaults_follow_the_contract_and_bad_values_name_their_variable() {
         ("PASSWORD_RESET_TTL_MINUTES", "0"),
         ("EMAIL_VERIFICATION_TTL_HOURS", "soon"),
     ] {
-        let error = with(name, value).expect_err(value);
+        let error = with(&[(name, value)]).expect_err(value);
         assert_eq!(error.variable, name, "{value}: {error}");
     }
-    let smtp = with("SMTP_URL", "smtps://user:hunter3@mail.example.com").expect("valid");
+    let smtp = with(&[("SMTP_URL", "smtps://user:hunter3@mail.example.com")]).expect("valid");
     assert!(!format!("{smtp:?}").contains("hunter3"));
 }
 
 #[test]
 fn trusted_proxies_are_cidrs_and_the_flag_adds_the_private_ranges() {
-    let with = |vars: &[(&'static str, &'static str)]| {
-        let mut all = vec![
-            ("DATABASE_URL", "postgres://localhost/db"),
-            ("JWT_SECRET", SECRET),
-        ];
-        all.extend_from_slice(vars);
-        load(&all)
-    };
     let config = with(&[(
         "TRUSTED_PROXIES",
         "203.0.113.0/24, 2001:db8::/32,198.51.100.7",
@@ -385,18 +325,12 @@ fn trusted_proxies_are_cidrs_and_the_flag_adds_the_private_ranges() {
 
 #[test]
 fn redis_timeout_is_positive_milliseconds() {
-    let with = |value: &'static str| {
-        load(&[
-            ("DATABASE_URL", "postgres://localhost/db"),
-            ("JWT_SECRET", SECRET),
-            ("REDIS_TIMEOUT_MS", value),
-        ])
-    };
+    let timeout = |value| with(&[("REDIS_TIMEOUT_MS", value)]);
     assert_eq!(
-        with("20").expect("valid").http.rate_limits.redis_timeout,
+        timeout("20").expect("valid").http.rate_limits.redis_timeout,
         Duration::from_millis(20)
     );
     for bad in ["0", "soon", "-5"] {
-        assert_eq!(with(bad).expect_err(bad).variable, "REDIS_TIMEOUT_MS");
+        assert_eq!(timeout(bad).expect_err(bad).variable, "REDIS_TIMEOUT_MS");
     }
 }

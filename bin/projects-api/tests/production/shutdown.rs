@@ -168,8 +168,16 @@ async fn a_drain_fails_readiness_at_once_while_still_serving() {
         match status("/health/live").await {
             Ok(200) => {}
             Ok(other) => panic!("a request during the drain got {other}"),
+            // The end of serving: the listener is closed (connect refused),
+            // or this connection reached the kernel's listen backlog in the
+            // instant the listener closed and was reset unanswered (hyper's
+            // IncompleteMessage). A failure before the drain's end still
+            // fails the test: `served_until` below.
             Err(error) => {
-                assert!(error.is_connect(), "{error:?}");
+                assert!(
+                    error.is_connect() || format!("{error:?}").contains("IncompleteMessage"),
+                    "{error:?}"
+                );
                 break signalled.elapsed();
             }
         }
