@@ -7,6 +7,7 @@ mod config;
 mod connections;
 mod create_admin;
 mod healthcheck;
+mod json_log;
 mod jwt_secret;
 mod metrics_listener;
 mod periodic;

@@ -16,11 +16,11 @@ pub fn init(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
+        // tracing-subscriber's `json()` lines, written without re-parsing
+        // span fields (see `json_log`).
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
+            .fmt_fields(crate::json_log::JsonMembers)
+            .event_format(crate::json_log::JsonLines)
             .init(),
         LogFormat::Pretty => builder.init(),
     }
