@@ -24,7 +24,6 @@ use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -51,8 +50,10 @@ where
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
-        write!(writer, "\",\"level\":\"{}\"", meta.level().as_str())?;
+        timestamp(&mut writer)?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(meta.level().as_str())?;
+        writer.write_char('"')?;
         let mut members = Members::continuing(&mut writer);
         event.record(&mut members);
         members.result?;
@@ -186,6 +187,59 @@ impl Visit for Members<'_> {
     }
 }
 
+/// Now, in RFC 3339 UTC with microseconds (`2026-11-30T04:57:31.182214Z`),
+/// as tracing-subscriber's `SystemTime` writes it, without a `write!` per
+/// component.
+fn timestamp(out: &mut dyn fmt::Write) -> fmt::Result {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    out.write_str(rfc3339(since_epoch, &mut [0; 27]))
+}
+
+fn rfc3339(since_epoch: std::time::Duration, text: &mut [u8; 27]) -> &str {
+    let secs = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let of_day = secs % 86_400;
+    *text = *b"0000-00-00T00:00:00.000000Z";
+    digits(&mut text[0..4], year);
+    digits(&mut text[5..7], month);
+    digits(&mut text[8..10], day);
+    digits(&mut text[11..13], of_day / 3600);
+    digits(&mut text[14..16], of_day / 60 % 60);
+    digits(&mut text[17..19], of_day % 60);
+    digits(&mut text[20..26], u64::from(since_epoch.subsec_micros()));
+    std::str::from_utf8(text).unwrap_or("")
+}
+
+/// `value`'s last decimal digits, zero-padded, into `into`.
+fn digits(into: &mut [u8], mut value: u64) {
+    for digit in into.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let days = days + 719_468;
+    let era = days / 146_097;
+    let day_of_era = days % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
 /// `text` as a JSON string.
 fn string(out: &mut dyn fmt::Write, text: &str) -> fmt::Result {
     out.write_char('"')?;
@@ -270,6 +324,44 @@ mod tests {
         text.lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
             .collect()
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        let at = |secs: u64, micros: u32| {
+            let since = std::time::Duration::new(secs, micros * 1000);
+            rfc3339(since, &mut [0; 27]).to_owned()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(1_709_208_000, 999_999), "2024-02-29T12:00:00.999999Z");
+        assert_eq!(at(1_795_000_000, 120_000), "2026-11-18T11:06:40.120000Z");
+        assert_eq!(at(4_102_444_799, 0), "2099-12-31T23:59:59.000000Z");
+        // Four centuries of days, each the calendar successor of the one
+        // before (the Gregorian leap rules written out here).
+        let month_length = |year: u64, month: u64| match month {
+            2 if year.is_multiple_of(4)
+                && (!year.is_multiple_of(100) || year.is_multiple_of(400)) =>
+            {
+                29
+            }
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let mut previous = civil_from_days(0);
+        for day in 1..146_097_u64 {
+            let (year, month, dom) = previous;
+            let expected = if dom < month_length(year, month) {
+                (year, month, dom + 1)
+            } else if month < 12 {
+                (year, month + 1, 1)
+            } else {
+                (year + 1, 1, 1)
+            };
+            previous = civil_from_days(day);
+            assert_eq!(previous, expected, "day {day}");
+        }
     }
 
     #[test]

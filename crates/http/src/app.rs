@@ -7,9 +7,7 @@ use actix_web::{App, HttpRequest, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::docs::ServedDocument;
-use crate::middleware::{
-    cors, problems, rate_limit, request_id, request_metrics, security_headers,
-};
+use crate::middleware::{cors, outer, problems, rate_limit};
 use crate::{ApiError, AppState, openapi, routes};
 
 /// Mounts every route (`routes`) and the shared state. The binary and the
@@ -55,20 +53,14 @@ pub fn app(
     >,
 > {
     // `wrap` puts each layer outside the previous one: read bottom-up for
-    // the order a request goes through (see `middleware`). Metrics are
-    // outermost but one, so that every response is counted, 429s and panics
-    // too; outside them, the connection's client deadline follows each
-    // request (see `client_deadline`).
+    // the order a request goes through (see `middleware`).
     let cors = cors::cors(&state.config.cors_origins);
     App::new()
         .configure(configure(state))
         .wrap(from_fn(rate_limit::rate_limit))
         .wrap(cors)
         .wrap(from_fn(problems::finalise_problems))
-        .wrap(from_fn(security_headers::security_headers))
-        .wrap(from_fn(request_id::assign_request_id))
-        .wrap(from_fn(request_metrics::record_request))
-        .wrap(from_fn(crate::client_deadline::track_requests))
+        .wrap(from_fn(outer::outer))
 }
 
 /// Unknown paths answer 404 in the same problem format as everything else;

@@ -41,10 +41,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Extensions, ServiceRequest};
 use actix_web::http::header;
-use actix_web::middleware::Next;
 use actix_web::rt::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -177,28 +175,30 @@ async fn watch(shared: Arc<Shared>, socket: OwnedFd) {
     }
 }
 
-/// Middleware: moves the connection's deadline along with its requests (see
-/// the module documentation). A no-op for requests without a watched
-/// connection (in-process tests).
-pub async fn track_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-    let shared = req
-        .conn_data::<ClientDeadline>()
-        .map(|deadline| deadline.shared.clone());
-    if let Some(shared) = &shared {
-        if has_body(&req) {
+/// The deadline of the connection a request came on, moved along with the
+/// request by the outer layer (`middleware::outer`; see the module
+/// documentation).
+pub(crate) struct RequestDeadline(Arc<Shared>);
+
+impl RequestDeadline {
+    /// A request arrived: its body (if any) must arrive within the timeout;
+    /// without one, no deadline while the handler runs. `None` for a
+    /// request without a watched connection (in-process tests).
+    pub(crate) fn start(req: &ServiceRequest) -> Option<Self> {
+        let shared = req.conn_data::<ClientDeadline>()?.shared.clone();
+        if has_body(req) {
             shared.arm();
         } else {
             shared.disarm();
         }
+        Some(Self(shared))
     }
-    let response = next.call(req).await;
-    if let Some(shared) = &shared {
-        shared.arm();
+
+    /// The response is ready: the next request's head must arrive within
+    /// the timeout.
+    pub(crate) fn response_ready(self) {
+        self.0.arm();
     }
-    response
 }
 
 /// Whether the request announces a body (a non-zero length, or chunks).

@@ -9,7 +9,7 @@
 //! left were written by whoever we do not trust and are never believed. The
 //! `Forwarded` header (RFC 7239) is never read.
 //!
-//! It is computed once per request, by the request-id middleware, and kept
+//! It is computed once per request, by the outer layer (`middleware::outer`), and kept
 //! in the request's extensions as [`ClientIp`].
 
 use std::fmt;

@@ -1,5 +1,5 @@
 //! The request id: what `X-Request-Id` carries both ways, kept in the
-//! request's extensions by the request-id middleware for the problem bodies
+//! request's extensions by the outer layer (`middleware::outer`) for the problem bodies
 //! and the logs.
 
 use actix_web::http::header::{HeaderName, HeaderValue};

@@ -6,7 +6,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, test, web};
 use projects_http::AppState;
 use projects_http::metrics::{install_recorder, metrics_app};
-use projects_http::middleware::request_metrics::record_request;
+use projects_http::middleware::outer::outer;
 use projects_testkit::ForTests as _;
 use projects_testkit::TestDb;
 
@@ -43,7 +43,7 @@ async fn requests_are_counted_and_timed_by_route_pattern_method_and_status() {
     install_recorder();
     let db = TestDb::new().await;
     // A route with a path parameter, so that the pattern and the raw path differ.
-    let app = test::init_service(App::new().wrap(from_fn(record_request)).route(
+    let app = test::init_service(App::new().wrap(from_fn(outer)).route(
         "/metrics-test/things/{id}",
         web::get().to(|| async { HttpResponse::Ok().finish() }),
     ))

@@ -7,7 +7,7 @@
 //! the problem for its status, so no plain-text body, stack trace or Rust
 //! type name ever reaches a client.
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
@@ -20,17 +20,18 @@ use crate::error::{ApiError, PROBLEM_TYPE_BASE, Problem};
 use crate::request_id::RequestId;
 
 /// Completes the error responses of the routes and the layers inside. An
-/// `Err` (or a panic) is completed by the request-id layer outside, which
+/// `Err` (or a panic) is completed by the outer layer (`outer`), which
 /// still knows the request when the request itself is gone.
-pub async fn finalise_problems(
+pub async fn finalise_problems<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let response = next.call(req).await?.map_into_boxed_body();
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, actix_web::Error> {
+    let response = next.call(req).await?;
     if !is_error(response.status()) {
-        return Ok(response);
+        // A success goes out with its body as it is (not boxed).
+        return Ok(response.map_into_left_body());
     }
-    let (request, mut response) = response.into_parts();
+    let (request, mut response) = response.map_into_boxed_body().into_parts();
     // actix's own 405 (a resource whose routes lack the method) names no
     // methods; RFC 9110 requires `Allow`.
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
@@ -46,7 +47,7 @@ pub async fn finalise_problems(
         .get::<RequestId>()
         .map(|id| id.0.clone());
     let response = complete(response, request.path(), request_id, body_limit);
-    Ok(ServiceResponse::new(request, response))
+    Ok(ServiceResponse::new(request, response).map_into_right_body())
 }
 
 pub(crate) fn is_error(status: StatusCode) -> bool {

@@ -1,14 +1,13 @@
 //! The request metrics: every request counted and timed by method, route
-//! pattern and status (the names are in `crate::metrics`).
+//! pattern and status (the names are in `crate::metrics`), by the outer
+//! layer (`middleware::outer`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::middleware::Next;
+use actix_web::dev::ServiceRequest;
+use actix_web::http::{Method, StatusCode};
 use metrics::{Counter, Histogram, counter, histogram};
 
 use crate::metrics::{
@@ -55,42 +54,36 @@ fn record(series: Series, seconds: f64) {
     });
 }
 
-/// Middleware (`App::wrap(from_fn(record_request))`) that counts and times
-/// every request by method, matched route pattern and status.
-pub async fn record_request(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    // Without the recorder (`METRICS_ADDR=off`) there is nowhere to record
-    // to: the facade's no-op handles would still cost a key with three owned
-    // labels per request. (Series handles are only kept once the recorder is
-    // installed, too: no-op handles taken before would stay no-ops.)
-    if !crate::metrics::recorder_installed() {
-        return next.call(request).await;
+/// The timing of one request, from the outer layer (`middleware::outer`).
+pub(crate) struct RequestTimer {
+    method: &'static str,
+    started: Instant,
+}
+
+impl RequestTimer {
+    /// `None` without the recorder (`METRICS_ADDR=off`): there is nowhere to
+    /// record to, and the facade's no-op handles would still cost a key with
+    /// three owned labels per request. (Series handles are only kept once
+    /// the recorder is installed, too: no-op handles taken before would stay
+    /// no-ops.)
+    pub(crate) fn start(request: &ServiceRequest, started: Instant) -> Option<Self> {
+        crate::metrics::recorder_installed().then(|| Self {
+            method: method_label(request.method()),
+            started,
+        })
     }
-    let started = Instant::now();
-    let method = method_label(request.method());
-    // Kept only for a failure, which comes back without its request. (Not
-    // a clone of the request: the router needs it unshared.)
-    let path = request.path().to_owned();
-    let result = next.call(request).await;
-    // The pattern (`/api/v1/projects/{id}`), never the raw path. Read once
-    // the router has run: actix then looks it up from the matched resource
-    // instead of matching the path against every route again.
-    let (status, route) = match &result {
-        Ok(response) => (response.status(), response.request().match_pattern()),
-        Err(error) => (
-            error.as_response_error().status_code(),
-            crate::route_table::route_template(&path).map(str::to_owned),
-        ),
-    };
-    let series = Series {
-        method,
-        route: route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned()),
-        status: status.as_u16(),
-    };
-    record(series, started.elapsed().as_secs_f64());
-    result
+
+    /// Counts and times the request: `route` is the matched pattern
+    /// (`/api/v1/projects/{id}`), never the raw path; `None` when no route
+    /// matched.
+    pub(crate) fn record(self, status: StatusCode, route: Option<String>) {
+        let series = Series {
+            method: self.method,
+            route: route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned()),
+            status: status.as_u16(),
+        };
+        record(series, self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// The `method` label: the standard methods by name, any other (HTTP lets a

@@ -1,4 +1,5 @@
-//! The security headers of the contract, on every response (errors too).
+//! The security headers of the contract, on every response (errors too),
+//! set by the outer layer (`middleware::outer`).
 //!
 //! The per-route ones are decided on the route the request matched, never
 //! on the raw path (which may spell a route with percent-escapes): the
@@ -7,27 +8,13 @@
 //! `/api/v1` (health, the OpenAPI document, the docs). A response that
 //! matched no route (404, 405, a refusal) is an error: never cached.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
 use actix_web::web;
 
 use crate::AppState;
 use crate::docs::DOCS_PATH;
 
 const CSP_API: &str = "default-src 'none'; frame-ancestors 'none'";
-
-pub async fn security_headers(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let hsts_seconds = hsts_seconds(req.app_data::<web::Data<AppState>>());
-    let mut response = next.call(req).await?;
-    let route = RouteKind::of(response.request().match_pattern().as_deref());
-    apply(response.headers_mut(), route, hsts_seconds);
-    Ok(response)
-}
 
 /// What the per-route headers depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
