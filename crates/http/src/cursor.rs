@@ -1,8 +1,9 @@
-//! Opaque list cursors: the JSON of a list's keyset position (a
-//! [`ProjectCursor`](projects_domain::ProjectCursor), a user id), followed
-//! by an HMAC-SHA256 tag, in base64url. The tag makes any change detectable,
-//! so a cursor the server did not issue (tampered, forged, truncated, or
-//! issued for another list) is a 400 before anything is parsed or queried.
+//! Opaque list cursors: a list's keyset position (a project list's as
+//! [`ProjectCursor::to_bytes`], the others' as JSON: a user id, a session's
+//! key), followed by an HMAC-SHA256 tag, in base64url. The tag makes any
+//! change detectable, so a cursor the server did not issue (tampered,
+//! forged, truncated, or issued for another list) is a 400 before anything
+//! is parsed or queried.
 //! The key is derived from the JWT secret with a purpose label that names
 //! the list, so that a cursor tag can never double as a token signature,
 //! nor one list's cursor pass for another's. The keys are derived once, at
@@ -11,6 +12,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use projects_domain::ProjectCursor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
@@ -51,7 +53,10 @@ pub struct ListCursors {
 impl ListCursors {
     pub fn from_secret(secret: &[u8]) -> Self {
         Self {
-            projects: CursorCodec::from_secret(secret, "projects"),
+            // "v2": the payload is `ProjectCursor::to_bytes`, no longer JSON,
+            // so a cursor issued before does not verify (a 400, as any
+            // cursor this server did not issue for this list).
+            projects: CursorCodec::from_secret(secret, "projects v2"),
             users: CursorCodec::from_secret(secret, "users"),
             sessions: CursorCodec::from_secret(secret, "sessions"),
         }
@@ -85,19 +90,28 @@ impl CursorCodec {
 
     pub fn encode<T: Serialize>(&self, cursor: &T) -> String {
         // Serialising plain strings, ids and timestamps cannot fail.
-        let mut bytes = serde_json::to_vec(cursor).unwrap_or_default();
-        let mut mac = self.mac();
-        mac.update(&bytes);
-        bytes.extend_from_slice(&mac.finalize().into_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
+        self.encode_bytes(serde_json::to_vec(cursor).unwrap_or_default())
     }
 
     /// The cursor, if this server issued it unchanged.
     pub fn decode<T: DeserializeOwned>(&self, text: &str) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.decode_bytes(text)?).map_err(|_| bad_cursor())
+    }
+
+    /// A cursor of `payload` (a list's own encoding of its position).
+    pub fn encode_bytes(&self, mut payload: Vec<u8>) -> String {
+        let mut mac = self.mac();
+        mac.update(&payload);
+        payload.extend_from_slice(&mac.finalize().into_bytes());
+        URL_SAFE_NO_PAD.encode(payload)
+    }
+
+    /// The payload of a cursor, if this server issued it unchanged.
+    pub fn decode_bytes(&self, text: &str) -> Result<Vec<u8>, ApiError> {
         if text.len() > MAX_CURSOR_CHARS {
             return Err(bad_cursor());
         }
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad_cursor())?;
+        let mut bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad_cursor())?;
         if bytes.len() <= TAG_LEN {
             return Err(bad_cursor());
         }
@@ -106,7 +120,20 @@ impl CursorCodec {
         mac.update(payload);
         // Constant-time comparison.
         mac.verify_slice(tag).map_err(|_| bad_cursor())?;
-        serde_json::from_slice(payload).map_err(|_| bad_cursor())
+        bytes.truncate(bytes.len() - TAG_LEN);
+        Ok(bytes)
+    }
+
+    /// A project list's cursor: `ProjectCursor::to_bytes`, so that the
+    /// payload and its HMAC padding fit one SHA-256 block (its JSON took
+    /// four).
+    pub fn encode_project(&self, cursor: &ProjectCursor) -> String {
+        self.encode_bytes(cursor.to_bytes())
+    }
+
+    /// The project list's cursor, if this server issued it unchanged.
+    pub fn decode_project(&self, text: &str) -> Result<ProjectCursor, ApiError> {
+        ProjectCursor::from_bytes(&self.decode_bytes(text)?).ok_or_else(bad_cursor)
     }
 }
 
@@ -144,6 +171,52 @@ mod tests {
         let users = CursorCodec::from_secret(SECRET, "users");
         let id = UserId::new();
         assert_eq!(users.decode::<UserId>(&users.encode(&id)).ok(), Some(id));
+    }
+
+    #[test]
+    fn project_cursors_are_bytes_signed_for_their_list() {
+        let cursors = ListCursors::from_secret(SECRET);
+        let codec = &cursors.projects;
+        let by_time = ProjectCursor {
+            sort: ProjectSort::CreatedAtDesc,
+            scope: ProjectScope::Owner(UserId::new()),
+            status: None,
+            after: ProjectKey::CreatedAt {
+                created_at: time::OffsetDateTime::now_utc(),
+                id: ProjectId::new(),
+            },
+        };
+        for cursor in [cursor(), by_time] {
+            let text = codec.encode_project(&cursor);
+            assert_eq!(codec.decode_project(&text).ok(), Some(cursor.clone()));
+            let mut bytes = URL_SAFE_NO_PAD.decode(&text).expect("base64");
+            for index in [0, bytes.len() / 2, bytes.len() - 1] {
+                bytes[index] ^= 1;
+                assert!(
+                    codec
+                        .decode_project(&URL_SAFE_NO_PAD.encode(&bytes))
+                        .is_err()
+                );
+                bytes[index] ^= 1;
+            }
+            assert!(
+                cursors.users.decode_project(&text).is_err(),
+                "another list's key"
+            );
+            // A cursor of the JSON days (label "projects") is refused.
+            let old = CursorCodec::from_secret(SECRET, "projects").encode(&cursor);
+            assert!(codec.decode_project(&old).is_err());
+            assert!(
+                codec.decode::<ProjectCursor>(&text).is_err(),
+                "bytes are not JSON"
+            );
+        }
+        // A payload this server signed that is not a cursor: refused.
+        assert!(
+            codec
+                .decode_project(&codec.encode_bytes(vec![9, 9, 9]))
+                .is_err()
+        );
     }
 
     #[test]

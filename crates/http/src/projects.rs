@@ -378,7 +378,7 @@ pub async fn list(
     let after = match params.cursor.as_deref() {
         None => None,
         Some(text) => {
-            let cursor: ProjectCursor = codec.decode(text)?;
+            let cursor = codec.decode_project(text)?;
             if !cursor.belongs_to(&query) {
                 return Err(ApiError::BadRequest(
                     "`cursor` belongs to a list with another sort or filter: \
@@ -395,7 +395,7 @@ pub async fn list(
         .list(access(&caller), &query, after.as_ref())
         .await?;
     let next_cursor = slice.next.map(|after| {
-        codec.encode(&ProjectCursor {
+        codec.encode_project(&ProjectCursor {
             sort: query.sort,
             scope: query.scope,
             status: query.status,
