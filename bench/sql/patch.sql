@@ -2,7 +2,8 @@
 -- a random existing project, by its owner: one UPDATE … RETURNING, in
 -- autocommit as the server runs it (a second statement, only when no row is
 -- touched, tells a stale version from a missing project; here a row always
--- is). The triggers bump version and updated_at for both.
+-- is). The BEFORE UPDATE trigger (one since V5) bumps the version and sets
+-- updated_at.
 -- Statement: crates/store/src/projects.rs, UPDATE ("projects.update"),
 -- verbatim but for the parameters: $1 = bench_project_id(n),
 -- $2 = bench_user_id(k), $3 = false, $4 = NULL (name not sent), $5 = true

@@ -9,9 +9,11 @@ mod email;
 mod error;
 mod ids;
 pub mod inputs;
+pub mod json;
 mod pagination;
 mod project_access;
 mod projects;
+pub mod rfc3339;
 mod sessions;
 mod users;
 

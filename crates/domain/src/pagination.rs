@@ -155,7 +155,7 @@ pub struct ProjectListQuery {
 #[serde(rename_all = "snake_case")]
 pub enum ProjectKey {
     CreatedAt {
-        #[serde(with = "time::serde::rfc3339")]
+        #[serde(with = "crate::rfc3339")]
         created_at: Timestamp,
         id: ProjectId,
     },

@@ -81,12 +81,35 @@ pub struct Project {
     /// number in quotes.
     #[schema(minimum = 1, example = 1)]
     pub version: i32,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+}
+
+impl crate::json::WriteJson for Project {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::json;
+        out.extend_from_slice(b"{\"id\":");
+        json::uuid(out, self.id.as_uuid());
+        out.extend_from_slice(b",\"owner_id\":");
+        json::uuid(out, self.owner_id.as_uuid());
+        out.extend_from_slice(b",\"name\":");
+        json::string(out, &self.name);
+        out.extend_from_slice(b",\"description\":");
+        json::optional_string(out, self.description.as_deref());
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"version\":");
+        json::integer(out, i64::from(self.version));
+        out.extend_from_slice(b",\"created_at\":");
+        json::timestamp(out, &self.created_at);
+        out.extend_from_slice(b",\"updated_at\":");
+        json::timestamp(out, &self.updated_at);
+        out.push(b'}');
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +123,42 @@ mod tests {
         }
         assert_eq!(ProjectStatus::default(), ProjectStatus::Active);
         assert!("deleted".parse::<ProjectStatus>().is_err());
+    }
+
+    proptest::proptest! {
+        /// The JSON a response writes is the JSON `Serialize` makes, for
+        /// any text (quotes, controls, non-ASCII), version and instant.
+        #[test]
+        fn fuzz_written_json_is_the_serialized_json(
+            name in "\\PC{1,30}|.*[\"\\\\\\x00-\\x1f].*",
+            description in proptest::option::of("\\PC{0,80}|[\\x00-\\x7f]{0,20}"),
+            version in proptest::num::i32::ANY,
+            seconds in 0i64..253_402_300_799,
+            micros in 0i64..1_000_000,
+            next_cursor in proptest::option::of("[A-Za-z0-9_-]{1,60}"),
+        ) {
+            use crate::json::WriteJson as _;
+            let at = time::OffsetDateTime::from_unix_timestamp(seconds).expect("in range")
+                + time::Duration::microseconds(micros);
+            let project = Project {
+                id: ProjectId::new(),
+                owner_id: UserId::new(),
+                name,
+                description,
+                status: ProjectStatus::ALL[usize::try_from(seconds % 3).unwrap_or(0)],
+                version,
+                created_at: at,
+                updated_at: at + time::Duration::nanoseconds(seconds % 1_000_000_007),
+            };
+            proptest::prop_assert_eq!(
+                project.to_json(0),
+                serde_json::to_vec(&project).expect("json")
+            );
+            let page = crate::Page { data: vec![project.clone(), project], next_cursor };
+            proptest::prop_assert_eq!(page.to_json(0), serde_json::to_vec(&page).expect("json"));
+            let empty: crate::Page<Project> = crate::Page { data: Vec::new(), next_cursor: None };
+            proptest::prop_assert_eq!(empty.to_json(0), serde_json::to_vec(&empty).expect("json"));
+        }
     }
 
     #[test]

@@ -12,13 +12,13 @@ use crate::{SessionId, Timestamp};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Session {
     pub id: SessionId,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub created_at: Timestamp,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub last_used_at: Timestamp,
     /// When the session ends unless refreshed before: the earlier of its
     /// absolute limit and its idle limit.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub expires_at: Timestamp,
     pub user_agent: Option<String>,
     pub ip: Option<IpAddr>,

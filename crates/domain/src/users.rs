@@ -70,10 +70,10 @@ pub struct User {
     /// Whether the owner confirmed the address (the link mailed at
     /// registration, or an email change).
     pub email_verified: bool,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }

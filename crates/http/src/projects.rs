@@ -4,9 +4,10 @@
 //! statement.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, ContentType, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use projects_domain::inputs::{NewProject, ProjectPatch};
+use projects_domain::json::WriteJson as _;
 use projects_domain::{
     Page, Project, ProjectAccess, ProjectCursor, ProjectId, ProjectListQuery, ProjectScope, Role,
 };
@@ -16,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::extract::{CurrentUser, ProjectListParams, ValidatedJson};
-use crate::paging::{self, page_response};
+use crate::paging::{self, written_page_response};
 use crate::problem_responses::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, PreconditionFailed, ServerErrors,
     Unauthorized,
@@ -24,6 +25,8 @@ use crate::problem_responses::{
 use crate::{ApiError, AppState};
 
 const BASE: &str = "/api/v1/projects";
+/// About what one project's JSON takes, so that its buffer grows once at most.
+const PROJECT_JSON_BYTES: usize = 384;
 
 /// Registers this module's handlers: the router and the OpenAPI document's
 /// paths both come from here (see `routes`).
@@ -45,7 +48,8 @@ fn access(caller: &CurrentUser) -> ProjectAccess {
 fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) -> HttpResponse {
     response
         .insert_header((header::ETAG, format!("\"{}\"", project.version)))
-        .json(project)
+        .content_type(ContentType::json())
+        .body(project.to_json(PROJECT_JSON_BYTES))
 }
 
 /// Create a project.
@@ -156,7 +160,7 @@ fn stored(response: &HttpResponse, project: &Project) -> StoredResponse {
     StoredResponse {
         status: response.status().as_u16(),
         headers,
-        body: serde_json::to_vec(project).unwrap_or_default(),
+        body: project.to_json(PROJECT_JSON_BYTES),
     }
 }
 
@@ -398,27 +402,39 @@ pub async fn list(
             after,
         })
     });
-    Ok(page_response(slice.items, next_cursor, |cursor| {
+    Ok(written_page_response(slice.items, next_cursor, |cursor| {
         next_link(&params, cursor)
     }))
 }
 
 /// `<…>; rel="next"`: the same list's parameters with the next cursor.
 fn next_link(params: &ProjectListParams, cursor: &str) -> String {
-    let mut query = vec![
-        format!("limit={}", params.limit.get()),
-        format!("sort={}", params.sort),
+    let limit = params.limit.get();
+    let mut query: [(&str, &dyn std::fmt::Display); 5] = [
+        ("limit", &limit),
+        ("sort", &params.sort),
+        ("", &""),
+        ("", &""),
+        ("", &""),
     ];
-    if let Some(status) = params.status {
-        query.push(format!("status={status}"));
+    let mut used = 2;
+    let status;
+    if let Some(value) = params.status {
+        status = value;
+        query[used] = ("status", &status);
+        used += 1;
     }
-    if let Some(owner) = params.owner_id {
-        query.push(format!("owner_id={owner}"));
+    let owner;
+    if let Some(value) = params.owner_id {
+        owner = value;
+        query[used] = ("owner_id", &owner);
+        used += 1;
     }
     if params.all {
-        query.push("all=true".into());
+        query[used] = ("all", &true);
+        used += 1;
     }
-    paging::next_link(BASE, query, cursor)
+    paging::next_link(BASE, &query[..used], cursor)
 }
 
 /// The versions an `If-Match` header accepts: `None` without the header or

@@ -73,8 +73,8 @@ macro_rules! visible_to_caller {
     };
 }
 
-/// The columns a `Project` is read from (`project_from_row`): one list for
-/// every statement that returns a project.
+/// The columns a `Project` is read from (`project_from_row`, by position:
+/// keep the order): one list for every statement that returns a project.
 macro_rules! project_columns {
     () => {
         "id, owner_id, name, description, status, version, created_at, updated_at"
@@ -83,13 +83,15 @@ macro_rules! project_columns {
 
 const COLUMNS: &str = project_columns!();
 
+/// The text parameters are cast to `text`: the columns are domains (V6),
+/// and a parameter inferred as a domain type would not take a Rust string;
+/// the domain's rules apply when the value enters the column. Only what the
+/// database decides comes back: the rest of the project is what was sent.
 const INSERT: Sql = Sql::new(
     "projects.insert",
-    concat!(
-        "INSERT INTO projects (id, owner_id, name, description, status) VALUES ($1, $2, $3, $4, $5) \
-         RETURNING ",
-        project_columns!()
-    ),
+    "INSERT INTO projects (id, owner_id, name, description, status) \
+     VALUES ($1, $2, $3::text, $4::text, $5::text) \
+     RETURNING version, created_at, updated_at",
 );
 const FIND: Sql = Sql::new(
     "projects.find",
@@ -220,6 +222,7 @@ impl Store {
 impl Projects<'_> {
     /// Inserts a project owned by `owner`.
     pub async fn create(&self, owner: UserId, project: &NewProject) -> Result<Project, StoreError> {
+        let id = ProjectId::new();
         let client = self.store.client().await?;
         let row = self
             .store
@@ -228,7 +231,7 @@ impl Projects<'_> {
                 &client,
                 &INSERT,
                 &[
-                    ProjectId::new().as_uuid(),
+                    id.as_uuid(),
                     owner.as_uuid(),
                     &project.name,
                     &project.description,
@@ -236,7 +239,7 @@ impl Projects<'_> {
                 ],
             )
             .await?;
-        project_from_row(&row)
+        inserted(id, owner, project, &row)
     }
 
     /// Inserts a project owned by `key.user` and, in the same transaction,
@@ -248,6 +251,7 @@ impl Projects<'_> {
         project: &NewProject,
         render: impl FnOnce(&Project) -> StoredResponse,
     ) -> Result<(Project, StoredResponse), StoreError> {
+        let id = ProjectId::new();
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
         let row = self
@@ -257,7 +261,7 @@ impl Projects<'_> {
                 &tx,
                 &INSERT,
                 &[
-                    ProjectId::new().as_uuid(),
+                    id.as_uuid(),
                     key.user.as_uuid(),
                     &project.name,
                     &project.description,
@@ -265,7 +269,7 @@ impl Projects<'_> {
                 ],
             )
             .await?;
-        let project = project_from_row(&row)?;
+        let project = inserted(id, key.user, project, &row)?;
         let response = render(&project);
         let (status, names, values) = response_columns(&response);
         let stored = self
@@ -601,19 +605,42 @@ impl ListStatement {
     }
 }
 
+/// A row of `COLUMNS`, read by position (a name lookup per field was a
+/// visible share of a 20-row list).
 pub(crate) fn project_from_row(row: &Row) -> Result<Project, StoreError> {
-    let status: &str = row.try_get("status")?;
+    let status: &str = row.try_get(4)?;
     Ok(Project {
-        id: ProjectId::from_uuid(row.try_get("id")?),
-        owner_id: UserId::from_uuid(row.try_get("owner_id")?),
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
+        id: ProjectId::from_uuid(row.try_get(0)?),
+        owner_id: UserId::from_uuid(row.try_get(1)?),
+        name: row.try_get(2)?,
+        description: row.try_get(3)?,
         status: status
             .parse()
             .map_err(|error| StoreError::Other(Box::new(error)))?,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        version: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+        updated_at: row.try_get(7)?,
+    })
+}
+
+/// The project `INSERT` made of `project`: what the statement was given,
+/// and what only the database knows (`RETURNING version, created_at,
+/// updated_at`), so that the text columns do not travel back.
+fn inserted(
+    id: ProjectId,
+    owner: UserId,
+    project: &NewProject,
+    row: &Row,
+) -> Result<Project, StoreError> {
+    Ok(Project {
+        id,
+        owner_id: owner,
+        name: project.name.clone().unwrap_or_default(),
+        description: project.description.clone(),
+        status: project.status,
+        version: row.try_get(0)?,
+        created_at: row.try_get(1)?,
+        updated_at: row.try_get(2)?,
     })
 }
 

@@ -139,7 +139,7 @@ impl PageParams {
     /// The `Link` header value of the next page of the list at `path`. The
     /// cursor is base64url, so nothing needs escaping.
     pub fn next_link(&self, path: &str, cursor: &str) -> String {
-        crate::paging::next_link(path, vec![format!("limit={}", self.limit.get())], cursor)
+        crate::paging::next_link(path, &[("limit", &self.limit.get())], cursor)
     }
 }
 
