@@ -7,8 +7,8 @@ use actix_web::{App, HttpRequest, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::docs::ServedDocument;
-use crate::rate_limit::Scope;
 use crate::middleware::{cors, outer, rate_limit};
+use crate::rate_limit::Scope;
 use crate::{ApiError, AppState, openapi, routes};
 
 /// Mounts every route (`routes`) and the shared state. The binary and the

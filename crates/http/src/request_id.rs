@@ -100,7 +100,10 @@ mod tests {
             assert_eq!(new.header_value(), new.as_str());
         }
         let none = RequestId::of(&actix_web::test::TestRequest::default().to_srv_request());
-        assert_ne!(none, RequestId::of(&actix_web::test::TestRequest::default().to_srv_request()));
+        assert_ne!(
+            none,
+            RequestId::of(&actix_web::test::TestRequest::default().to_srv_request())
+        );
     }
 
     proptest::proptest! {

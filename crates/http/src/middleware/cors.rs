@@ -11,11 +11,11 @@
 
 use std::rc::Rc;
 
+use actix_web::Error;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::Method;
-use actix_web::Error;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use futures_util::FutureExt as _;
 use futures_util::future::{Either, LocalBoxFuture, Map};
 
@@ -139,7 +139,8 @@ where
 
 /// The response of a request without `Origin`, with the headers actix-cors
 /// would have given it.
-type Straight<B> = fn(Result<ServiceResponse<B>, Error>) -> Result<ServiceResponse<EitherBody<B>>, Error>;
+type Straight<B> =
+    fn(Result<ServiceResponse<B>, Error>) -> Result<ServiceResponse<EitherBody<B>>, Error>;
 
 impl<S, B> Service<ServiceRequest> for CorsService<S>
 where
@@ -160,7 +161,11 @@ where
         if req.method() == Method::OPTIONS || req.headers().contains_key(header::ORIGIN) {
             return Either::Right(self.with_cors.call(req));
         }
-        Either::Left(self.service.call(req).map(without_origin::<B> as Straight<B>))
+        Either::Left(
+            self.service
+                .call(req)
+                .map(without_origin::<B> as Straight<B>),
+        )
     }
 }
 
@@ -266,7 +271,9 @@ mod tests {
             TestRequest::get().insert_header((header::ORIGIN, ORIGIN))
         );
         assert_eq!(
-            allowed.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(HeaderValue::as_bytes),
+            allowed
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .map(HeaderValue::as_bytes),
             Some(ORIGIN.as_bytes())
         );
         let preflight = headers!(

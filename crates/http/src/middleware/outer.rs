@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, ResponseError as _, web};
 use futures_util::FutureExt as _;
@@ -174,4 +174,3 @@ fn finished(span: &tracing::Span, route: Option<&str>, status: StatusCode, elaps
     );
     tracing::info!(parent: span, "request finished");
 }
-
