@@ -9,6 +9,7 @@
 //! used from, that worker's thread.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use deadpool::Runtime;
@@ -166,12 +167,16 @@ impl Store {
         self.shards.len()
     }
 
-    /// A pooled connection, within the configured timeout: the pool's own
-    /// timeouts do not cover its hooks, nor all of its steps together.
+    /// A pooled connection, within the configured timeout: one deadline
+    /// for the whole checkout (waiting for a free connection, checking an
+    /// idle one, opening one), so the pool itself sets none. Most checkouts
+    /// find a free connection at once; only one that has to wait sets the
+    /// timer.
     pub(crate) async fn client(&self) -> Result<Conn<'_>, StoreError> {
-        match tokio::time::timeout(self.timeout, self.shards[self.home].get()).await {
-            Ok(client) => Ok(Conn::new(client?, &self.session)),
-            Err(_) => Err(StoreError::Unavailable(
+        let pool = &self.shards[self.home];
+        match within(self.timeout, || pool.get()).await {
+            Some(client) => Ok(Conn::new(client?, &self.session)),
+            None => Err(StoreError::Unavailable(
                 "no database connection in time".into(),
             )),
         }
@@ -283,9 +288,6 @@ fn build_pool(
     Pool::builder(connector)
         .max_size(size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(timeout))
-        .create_timeout(Some(timeout))
-        .recycle_timeout(Some(timeout))
         .build()
         .map_err(|error| StoreError::Other(Box::new(error)))
 }
@@ -366,6 +368,20 @@ impl managed::Manager for Connector {
         }
         Ok(())
     }
+}
+
+/// The output of the future `make` makes, or `None` once `limit` has
+/// passed. The timer (a scheduler handle, a clock reading) is only set when
+/// the future does not finish on its first poll; the limit counts from
+/// then.
+async fn within<F: Future>(limit: Duration, make: impl FnOnce() -> F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(make());
+    if let Poll::Ready(output) =
+        std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
+    {
+        return Some(output);
+    }
+    tokio::time::timeout(limit, future).await.ok()
 }
 
 /// The settings of every statement, as `pg_settings` reports them in the

@@ -289,3 +289,36 @@ async fn a_statement_on_a_connection_that_went_silent_is_unavailable_in_bounded_
     );
     store.close();
 }
+
+#[tokio::test]
+async fn a_checkout_from_a_pool_whose_connections_are_all_busy_gives_up_in_bounded_time() {
+    let db = TestDb::new().await;
+    let mut config = StoreConfig::new(db.url());
+    config.pool_size = 1;
+    config.timeout = Duration::from_millis(300);
+    let store = Store::connect(&config).expect("valid");
+    let missing = projects_domain::UserId::new();
+    let held = store.connection().await.expect("the only connection");
+
+    let started = std::time::Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(5), store.users().find_by_id(missing))
+        .await
+        .expect("never hangs")
+        .expect_err("no connection is free");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+
+    // Once the connection is back, checkouts get it at once.
+    drop(held);
+    let error = store
+        .users()
+        .find_by_id(missing)
+        .await
+        .expect_err("no such user");
+    assert!(matches!(error, StoreError::NotFound), "{error:?}");
+    store.close();
+}
