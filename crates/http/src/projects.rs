@@ -12,7 +12,7 @@ use projects_domain::{
     Page, Project, ProjectAccess, ProjectCursor, ProjectId, ProjectListQuery, ProjectScope, Role,
 };
 use projects_domain::{ProjectSort, ProjectStatus};
-use projects_store::{Claim, IdempotencyKey, ProjectUpdate, StoredResponse};
+use projects_store::{Claim, IdempotencyKey, ProjectRow, ProjectUpdate, StoredResponse};
 use sha2::{Digest as _, Sha256};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -402,7 +402,12 @@ pub async fn list(
             after,
         })
     });
-    Ok(written_page_response(slice.items, next_cursor, |cursor| {
+    let projects = slice
+        .items
+        .iter()
+        .map(ProjectRow::view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(written_page_response(projects, next_cursor, |cursor| {
         next_link(&params, cursor)
     }))
 }

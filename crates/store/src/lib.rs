@@ -41,7 +41,7 @@ pub use jobs::{
 pub use pool::{PoolStatus, Store, StoreConfig};
 #[cfg(feature = "test-support")]
 pub use projects::PlanKind;
-pub use projects::{ProjectUpdate, Projects};
+pub use projects::{ProjectRow, ProjectUpdate, Projects};
 pub use sessions::{
     CleanupBatch, EndedFeed, EndedSessions, NewSession, Rotation, SessionPolicy, SessionScope,
     Sessions,

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
     Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery, ProjectScope, ProjectSort,
-    ProjectStatus, Slice, UserId,
+    ProjectStatus, ProjectView, Slice, UserId,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -73,7 +73,7 @@ macro_rules! visible_to_caller {
     };
 }
 
-/// The columns a `Project` is read from (`project_from_row`, by position:
+/// The columns a `Project` is read from (`ProjectRow::view`, by position:
 /// keep the order): one list for every statement that returns a project.
 macro_rules! project_columns {
     () => {
@@ -312,7 +312,7 @@ impl Projects<'_> {
                 &[id.as_uuid(), access.caller.as_uuid(), &access.admin],
             )
             .await?;
-        project_from_row(&row)
+        project_from_row(row)
     }
 
     /// Applies `patch` if `access` may see the project and, when
@@ -338,7 +338,7 @@ impl Projects<'_> {
                 .slow
                 .query_one(&client, &FIND, &visibility)
                 .await?;
-            let project = project_from_row(&row)?;
+            let project = project_from_row(row)?;
             return Ok(match expected_versions {
                 Some(versions) if !versions.contains(&project.version) => ProjectUpdate::Stale {
                     current_version: project.version,
@@ -374,7 +374,7 @@ impl Projects<'_> {
             )
             .await?;
         let outcome = match row {
-            Some(row) => ProjectUpdate::Applied(project_from_row(&row)?),
+            Some(row) => ProjectUpdate::Applied(project_from_row(row)?),
             None => {
                 let current = self
                     .store
@@ -418,24 +418,22 @@ impl Projects<'_> {
         access: ProjectAccess,
         query: &ProjectListQuery,
         after: Option<&ProjectKey>,
-    ) -> Result<Slice<Project, ProjectKey>, StoreError> {
+    ) -> Result<Slice<ProjectRow, ProjectKey>, StoreError> {
         let (sql, params) = ListStatement::new(access, query, after);
         let client = self.store.client().await?;
         let rows = self.store.slow.query(&client, &sql, &params.refs()).await?;
-        let limit = usize::from(query.limit.get());
-        let mut items = rows
-            .iter()
-            .map(project_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         // One row more than the page was asked for: proof that a next page
-        // exists, without a COUNT.
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = match items.last() {
-            Some(last) if more => Some(query.sort.key_of(last)),
-            _ => None,
-        };
-        Ok(Slice { items, next })
+        // exists, without a COUNT. Only the last row kept is read here; the
+        // others are read when they are written.
+        let Slice { items, next } = Slice::from_overfetch(
+            rows.into_iter().map(ProjectRow).collect(),
+            usize::from(query.limit.get()),
+            |last: &ProjectRow| last.view().map(|view| query.sort.key_of(view)),
+        );
+        Ok(Slice {
+            items,
+            next: next.transpose()?,
+        })
     }
 
     /// The plan PostgreSQL chooses for the list statement of `query`, as
@@ -605,22 +603,41 @@ impl ListStatement {
     }
 }
 
-/// A row of `COLUMNS`, read by position (a name lookup per field was a
-/// visible share of a 20-row list).
-pub(crate) fn project_from_row(row: &Row) -> Result<Project, StoreError> {
-    let status: &str = row.try_get(4)?;
-    Ok(Project {
-        id: ProjectId::from_uuid(row.try_get(0)?),
-        owner_id: UserId::from_uuid(row.try_get(1)?),
-        name: row.try_get(2)?,
-        description: row.try_get(3)?,
-        status: status
-            .parse()
-            .map_err(|error| StoreError::Other(Box::new(error)))?,
-        version: row.try_get(5)?,
-        created_at: row.try_get(6)?,
-        updated_at: row.try_get(7)?,
-    })
+/// A project as the database sent it: a row of `COLUMNS`, read in place
+/// when it is used, so that a page's JSON is written from the rows without
+/// copying each name and description into a `Project` first.
+#[derive(Debug)]
+pub struct ProjectRow(Row);
+
+impl ProjectRow {
+    /// The project, borrowed from the row; read by position (a name lookup
+    /// per field was a visible share of a 20-row list).
+    pub fn view(&self) -> Result<ProjectView<'_>, StoreError> {
+        let row = &self.0;
+        let status: &str = row.try_get(4)?;
+        Ok(ProjectView {
+            id: ProjectId::from_uuid(row.try_get(0)?),
+            owner_id: UserId::from_uuid(row.try_get(1)?),
+            name: row.try_get(2)?,
+            description: row.try_get(3)?,
+            status: status
+                .parse()
+                .map_err(|error| StoreError::Other(Box::new(error)))?,
+            version: row.try_get(5)?,
+            created_at: row.try_get(6)?,
+            updated_at: row.try_get(7)?,
+        })
+    }
+
+    /// The project, owned.
+    pub fn to_project(&self) -> Result<Project, StoreError> {
+        Ok(self.view()?.to_project())
+    }
+}
+
+/// A row of `COLUMNS` as an owned `Project`.
+pub(crate) fn project_from_row(row: Row) -> Result<Project, StoreError> {
+    ProjectRow(row).to_project()
 }
 
 /// The project `INSERT` made of `project`: what the statement was given,
