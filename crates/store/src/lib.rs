@@ -15,6 +15,7 @@ macro_rules! user_columns {
 }
 
 mod account_tokens;
+mod columns;
 mod error;
 mod idempotency;
 mod jobs;

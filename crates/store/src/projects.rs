@@ -19,6 +19,7 @@ use projects_domain::{
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use crate::columns::{Instant, Text};
 use crate::idempotency::{COMPLETE, IdempotencyKey, StoredResponse, response_columns};
 use crate::statement::Sql;
 use crate::{Store, StoreError};
@@ -614,18 +615,19 @@ impl ProjectRow {
     /// per field was a visible share of a 20-row list).
     pub fn view(&self) -> Result<ProjectView<'_>, StoreError> {
         let row = &self.0;
-        let status: &str = row.try_get(4)?;
+        let status: Text<'_> = row.try_get(4)?;
         Ok(ProjectView {
             id: ProjectId::from_uuid(row.try_get(0)?),
             owner_id: UserId::from_uuid(row.try_get(1)?),
-            name: row.try_get(2)?,
-            description: row.try_get(3)?,
+            name: row.try_get::<_, Text<'_>>(2)?.0,
+            description: row.try_get::<_, Option<Text<'_>>>(3)?.map(|text| text.0),
             status: status
+                .0
                 .parse()
                 .map_err(|error| StoreError::Other(Box::new(error)))?,
             version: row.try_get(5)?,
-            created_at: row.try_get(6)?,
-            updated_at: row.try_get(7)?,
+            created_at: row.try_get::<_, Instant>(6)?.0,
+            updated_at: row.try_get::<_, Instant>(7)?.0,
         })
     }
 
@@ -656,8 +658,8 @@ fn inserted(
         description: project.description.clone(),
         status: project.status,
         version: row.try_get(0)?,
-        created_at: row.try_get(1)?,
-        updated_at: row.try_get(2)?,
+        created_at: row.try_get::<_, Instant>(1)?.0,
+        updated_at: row.try_get::<_, Instant>(2)?.0,
     })
 }
 
