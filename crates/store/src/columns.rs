@@ -9,7 +9,7 @@
 
 use std::error::Error;
 
-use projects_domain::Timestamp;
+use projects_domain::{ProjectStatus, Timestamp};
 use tokio_postgres::types::{FromSql, Type};
 
 type DecodeError = Box<dyn Error + Sync + Send>;
@@ -30,6 +30,25 @@ impl<'a> FromSql<'a> for Text<'a> {
             *ty,
             Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
         )
+    }
+}
+
+/// The `status` column as a `ProjectStatus`, told apart by its bytes (no
+/// UTF-8 check of a text that must be one of three words anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Status(pub ProjectStatus);
+
+impl FromSql<'_> for Status {
+    fn from_sql(_: &Type, raw: &[u8]) -> Result<Self, DecodeError> {
+        ProjectStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str().as_bytes() == raw)
+            .map(Self)
+            .ok_or_else(|| "not a project status".into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        Text::accepts(ty)
     }
 }
 
@@ -108,6 +127,17 @@ mod tests {
         }
         for raw in [&[][..], &[0; 7], &[0; 9]] {
             assert!(Instant::from_sql(&Type::TIMESTAMPTZ, raw).is_err());
+        }
+    }
+
+    #[test]
+    fn statuses_are_read_by_their_words_only() {
+        for status in ProjectStatus::ALL {
+            let raw = status.as_str().as_bytes();
+            assert_eq!(general::<Status>(&Type::TEXT, raw), Some(Status(status)));
+        }
+        for raw in [&b""[..], b"Active", b"active ", b"deleted", b"\xff"] {
+            assert!(Status::from_sql(&Type::TEXT, raw).is_err(), "{raw:?}");
         }
     }
 

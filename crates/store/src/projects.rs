@@ -19,7 +19,7 @@ use projects_domain::{
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::columns::{Instant, Text};
+use crate::columns::{Instant, Status, Text};
 use crate::idempotency::{COMPLETE, IdempotencyKey, StoredResponse, response_columns};
 use crate::statement::Sql;
 use crate::{Store, StoreError};
@@ -303,6 +303,16 @@ impl Projects<'_> {
 
     /// The project, if `access` may see it.
     pub async fn find(&self, access: ProjectAccess, id: ProjectId) -> Result<Project, StoreError> {
+        self.find_row(access, id).await?.to_project()
+    }
+
+    /// The same project as its row, to be read in place (its JSON written
+    /// without copying its text first).
+    pub async fn find_row(
+        &self,
+        access: ProjectAccess,
+        id: ProjectId,
+    ) -> Result<ProjectRow, StoreError> {
         let client = self.store.client().await?;
         let row = self
             .store
@@ -313,7 +323,7 @@ impl Projects<'_> {
                 &[id.as_uuid(), access.caller.as_uuid(), &access.admin],
             )
             .await?;
-        project_from_row(row)
+        Ok(ProjectRow(row))
     }
 
     /// Applies `patch` if `access` may see the project and, when
@@ -615,16 +625,12 @@ impl ProjectRow {
     /// per field was a visible share of a 20-row list).
     pub fn view(&self) -> Result<ProjectView<'_>, StoreError> {
         let row = &self.0;
-        let status: Text<'_> = row.try_get(4)?;
         Ok(ProjectView {
             id: ProjectId::from_uuid(row.try_get(0)?),
             owner_id: UserId::from_uuid(row.try_get(1)?),
             name: row.try_get::<_, Text<'_>>(2)?.0,
             description: row.try_get::<_, Option<Text<'_>>>(3)?.map(|text| text.0),
-            status: status
-                .0
-                .parse()
-                .map_err(|error| StoreError::Other(Box::new(error)))?,
+            status: row.try_get::<_, Status>(4)?.0,
             version: row.try_get(5)?,
             created_at: row.try_get::<_, Instant>(6)?.0,
             updated_at: row.try_get::<_, Instant>(7)?.0,
