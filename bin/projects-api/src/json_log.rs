@@ -17,6 +17,7 @@
 //! sorted them); a field recorded twice would appear twice (JSON readers
 //! take the last): the request span records each of its fields once.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -85,9 +86,14 @@ where
 
 impl<'w> FormatFields<'w> for JsonMembers {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut members = Members::first(&mut writer);
-        fields.record(&mut members);
-        members.result
+        in_one_piece(
+            |out| {
+                let mut members = Members::first(out);
+                fields.record(&mut members);
+                members.result
+            },
+            &mut writer,
+        )
     }
 
     fn add_fields(
@@ -95,14 +101,45 @@ impl<'w> FormatFields<'w> for JsonMembers {
         current: &'w mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let mut members = if current.fields.is_empty() {
-            Members::first(&mut current.fields)
-        } else {
-            Members::continuing(&mut current.fields)
-        };
-        fields.record(&mut members);
-        members.result
+        let first = current.fields.is_empty();
+        in_one_piece(
+            |out| {
+                let mut members = if first {
+                    Members::first(out)
+                } else {
+                    Members::continuing(out)
+                };
+                fields.record(&mut members);
+                members.result
+            },
+            &mut current.fields,
+        )
     }
+}
+
+thread_local! {
+    /// Where a span's members are written before they go into its fields.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Writes what `write` writes into `out` with one `write_str`: a span's
+/// fields are a new `String` for each span, which grew by doubling, one
+/// reallocation after another, as members were written into it one piece at
+/// a time; written whole, it is allocated once at its size.
+fn in_one_piece(
+    write: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result,
+    out: &mut dyn fmt::Write,
+) -> fmt::Result {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.clear();
+            write(&mut *scratch)?;
+            out.write_str(&scratch)
+        }
+        // A field's `Debug` or `Display` made a span of its own: written
+        // straight into its place.
+        Err(_) => write(out),
+    })
 }
 
 /// Writes visited fields as JSON members.
@@ -156,11 +193,16 @@ impl Visit for Members<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(field, |out| {
+            if value < 0 {
+                out.write_char('-')?;
+            }
+            decimal(out, value.unsigned_abs())
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(field, |out| decimal(out, value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -185,6 +227,22 @@ impl Visit for Members<'_> {
             out.write_char('"')
         });
     }
+}
+
+/// `value` in decimal, written in one piece (every request's status and
+/// duration; `write!` takes a few hundred instructions for each).
+fn decimal(out: &mut dyn fmt::Write, mut value: u64) -> fmt::Result {
+    let mut text = [0; 20];
+    let mut start = text.len();
+    loop {
+        start -= 1;
+        text[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.write_str(std::str::from_utf8(&text[start..]).unwrap_or_default())
 }
 
 /// Now, in RFC 3339 UTC with microseconds (`2026-11-30T04:57:31.182214Z`),
@@ -368,6 +426,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any integer field reads back as itself.
+        #[test]
+        fn fuzz_integers_read_back(unsigned in proptest::num::u64::ANY, signed in proptest::num::i64::ANY) {
+            let lines = lines(|| tracing::warn!(unsigned, signed, "numbers"));
+            proptest::prop_assert_eq!(lines[0]["unsigned"].as_u64(), Some(unsigned));
+            proptest::prop_assert_eq!(lines[0]["signed"].as_i64(), Some(signed));
+        }
+    }
+
+    #[test]
+    fn integers_at_their_bounds() {
+        for value in [0, 1, 9, 10, 99, 100, u64::MAX] {
+            let mut text = String::new();
+            decimal(&mut text, value).expect("a String takes any text");
+            assert_eq!(text, value.to_string());
+        }
+        let lines = lines(|| tracing::warn!(min = i64::MIN, zero = 0_i64, "bounds"));
+        assert_eq!(lines[0]["min"].as_i64(), Some(i64::MIN));
+        assert_eq!(lines[0]["zero"].as_i64(), Some(0));
+    }
+
     #[test]
     fn timestamps_are_rfc3339_utc_with_microseconds() {
         let at = |secs: u64, micros: u32| {
@@ -430,6 +510,34 @@ mod tests {
         assert!(
             timestamp.len() == 27 && timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T',
             "{timestamp}"
+        );
+    }
+
+    #[test]
+    fn a_field_that_makes_a_span_while_written_is_written_whole() {
+        struct Nested;
+        impl fmt::Display for Nested {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let inner = tracing::info_span!("inner", depth = 2, text = "x");
+                inner.record("depth", 3);
+                f.write_str("nested")
+            }
+        }
+        let lines = lines(|| {
+            let outer = tracing::info_span!(
+                "outer",
+                first = %Nested,
+                later = tracing::field::Empty,
+            );
+            outer.record("later", tracing::field::display(Nested));
+            outer.in_scope(|| tracing::info!("inside"));
+        });
+        let [inside] = &lines[..] else {
+            panic!("one line expected: {lines:?}")
+        };
+        assert_eq!(
+            inside["spans"],
+            serde_json::json!([{ "first": "nested", "later": "nested", "name": "outer" }])
         );
     }
 

@@ -2,12 +2,13 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpRequest, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::docs::ServedDocument;
-use crate::middleware::{cors, outer, problems, rate_limit};
+use crate::middleware::{cors, outer, rate_limit};
+use crate::rate_limit::Scope;
 use crate::{ApiError, AppState, openapi, routes};
 
 /// Mounts every route (`routes`) and the shared state. The binary and the
@@ -55,11 +56,13 @@ pub fn app(
     // `wrap` puts each layer outside the previous one: read bottom-up for
     // the order a request goes through (see `middleware`).
     let cors = cors::cors(&state.config.cors_origins);
+    // Without any limit the layer would count nothing and answer nothing:
+    // it is left out, its call and boxed future with it.
+    let limited = state.rate_limits.apply_to(Scope::Auth);
     App::new()
         .configure(configure(state))
-        .wrap(from_fn(rate_limit::rate_limit))
+        .wrap(Condition::new(limited, from_fn(rate_limit::rate_limit)))
         .wrap(cors)
-        .wrap(from_fn(problems::finalise_problems))
         .wrap(from_fn(outer::outer))
 }
 

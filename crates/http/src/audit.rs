@@ -34,7 +34,9 @@ pub(crate) fn log_attempt(
 /// sane, else a new one): the one the response and every other log line of
 /// the request carry, never the header read again.
 fn request_id(req: &HttpRequest) -> Option<String> {
-    req.extensions().get::<RequestId>().map(|id| id.0.clone())
+    req.extensions()
+        .get::<RequestId>()
+        .map(|id| id.as_str().to_owned())
 }
 
 #[cfg(test)]
@@ -49,7 +51,7 @@ mod tests {
         // No header: the middleware made an id up, and that one is logged.
         let req = TestRequest::default().to_http_request();
         req.extensions_mut()
-            .insert(RequestId("0193aa00-made-up-by-the-server".into()));
+            .insert(RequestId::new("0193aa00-made-up-by-the-server").expect("sane"));
         assert_eq!(
             request_id(&req).as_deref(),
             Some("0193aa00-made-up-by-the-server")
@@ -61,7 +63,7 @@ mod tests {
             .insert_header((X_REQUEST_ID, "from-the-header"))
             .to_http_request();
         req.extensions_mut()
-            .insert(RequestId("from-the-middleware".into()));
+            .insert(RequestId::new("from-the-middleware").expect("sane"));
         assert_eq!(request_id(&req).as_deref(), Some("from-the-middleware"));
 
         // Outside the middleware there is no id to log.

@@ -7,6 +7,8 @@
 //! spelling of an auth route escapes it; a path that matches no route
 //! reaches no handler.
 
+use std::sync::Arc;
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -29,16 +31,22 @@ pub async fn rate_limit<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let limits = &state.rate_limits;
-    let client = ClientIp::of(&req, limits.trusted_proxies()).0;
-    let scope = if is_auth_route(&req) {
+    // A route no limit counts (all of them while the limits are off) costs
+    // no client address, count or headers.
+    let scope = if limits.apply_to(Scope::Auth) && is_auth_route(&req) {
         Scope::Auth
     } else {
         Scope::General
     };
+    if !limits.apply_to(scope) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let limits = Arc::clone(limits);
+    let client = ClientIp::of(&req, limits.trusted_proxies()).0;
     let Some(standing) = limits.check(client, scope).await else {
         return Ok(next.call(req).await?.map_into_left_body());
     };

@@ -3,8 +3,7 @@
 //! layer (`middleware::outer`).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::time::Instant;
+use std::time::Duration;
 
 use actix_web::dev::ServiceRequest;
 use actix_web::http::{Method, StatusCode};
@@ -14,50 +13,56 @@ use crate::metrics::{
     HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, OTHER_METHOD, UNMATCHED_ROUTE,
 };
 
-/// One request series: its labels.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Series {
-    method: &'static str,
-    route: String,
-    status: u16,
-}
+/// The handles of one route's series: one per method and status it has
+/// answered with (a handful).
+type RouteSeries = Vec<(&'static str, u16, Counter, Histogram)>;
 
 thread_local! {
-    /// The handles of the request series this worker has recorded, so that
-    /// a request costs one small map lookup instead of building a key with
-    /// three owned labels and looking it up in the recorder twice. Bounded
-    /// by routes × methods × statuses (the route is a pattern, never a raw
-    /// path).
-    static SERIES: RefCell<HashMap<Series, (Counter, Histogram)>> = RefCell::new(HashMap::new());
+    /// The handles of the request series this worker has recorded, by route
+    /// pattern, so that a request costs one small map lookup by the route
+    /// it matched (no key built, nothing allocated) instead of building a
+    /// key with three owned labels and looking it up in the recorder twice.
+    /// Bounded by routes × methods × statuses (the route is a pattern, never
+    /// a raw path). Hashed with foldhash: the keys are our route patterns,
+    /// never a client's text.
+    static SERIES: RefCell<foldhash::HashMap<String, RouteSeries>> =
+        RefCell::new(foldhash::HashMap::default());
 }
 
-/// Counts and times one request of a series (on `crate::metrics`'
-/// recorder, which is installed).
-fn record(series: Series, seconds: f64) {
+/// Counts and times one request (on `crate::metrics`' recorder, which is
+/// installed).
+fn record(method: &'static str, route: &str, status: u16, seconds: f64) {
     SERIES.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((count, duration)) = cache.get(&series) {
+        let known = cache.get(route).and_then(|series| {
+            series
+                .iter()
+                .find(|(m, s, _, _)| *m == method && *s == status)
+        });
+        if let Some((_, _, count, duration)) = known {
             count.increment(1);
             duration.record(seconds);
             return;
         }
         let labels = [
-            ("method", series.method.to_owned()),
-            ("route", series.route.clone()),
-            ("status", series.status.to_string()),
+            ("method", method.to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
         ];
         let count = counter!(HTTP_REQUESTS_TOTAL, &labels);
         let duration = histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels);
         count.increment(1);
         duration.record(seconds);
-        cache.insert(series, (count, duration));
+        cache
+            .entry(route.to_owned())
+            .or_default()
+            .push((method, status, count, duration));
     });
 }
 
 /// The timing of one request, from the outer layer (`middleware::outer`).
 pub(crate) struct RequestTimer {
     method: &'static str,
-    started: Instant,
 }
 
 impl RequestTimer {
@@ -66,23 +71,23 @@ impl RequestTimer {
     /// three owned labels per request. (Series handles are only kept once
     /// the recorder is installed, too: no-op handles taken before would stay
     /// no-ops.)
-    pub(crate) fn start(request: &ServiceRequest, started: Instant) -> Option<Self> {
+    pub(crate) fn start(request: &ServiceRequest) -> Option<Self> {
         crate::metrics::recorder_installed().then(|| Self {
             method: method_label(request.method()),
-            started,
         })
     }
 
     /// Counts and times the request: `route` is the matched pattern
     /// (`/api/v1/projects/{id}`), never the raw path; `None` when no route
-    /// matched.
-    pub(crate) fn record(self, status: StatusCode, route: Option<String>) {
-        let series = Series {
-            method: self.method,
-            route: route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned()),
-            status: status.as_u16(),
-        };
-        record(series, self.started.elapsed().as_secs_f64());
+    /// matched. `elapsed` is the request's time so far (the outer layer reads
+    /// the clock once for the log line and the metrics).
+    pub(crate) fn record(self, status: StatusCode, route: Option<&str>, elapsed: Duration) {
+        record(
+            self.method,
+            route.unwrap_or(UNMATCHED_ROUTE),
+            status.as_u16(),
+            elapsed.as_secs_f64(),
+        );
     }
 }
 

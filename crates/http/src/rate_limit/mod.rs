@@ -192,6 +192,16 @@ impl RateLimits {
         }
     }
 
+    /// Whether any limit counts a request of `scope`: when none does, the
+    /// middleware has nothing to count and no standing to report.
+    pub fn apply_to(&self, scope: Scope) -> bool {
+        match scope {
+            Scope::General => self.general.is_some(),
+            Scope::Auth => self.general.is_some() || self.auth.is_some(),
+            Scope::AuthOnly => self.auth.is_some(),
+        }
+    }
+
     /// Counts one request of `client` and says where it stands: refused if
     /// any applicable limit refuses it, else the tightest standing. `None`
     /// when no limit applies.
