@@ -1,6 +1,6 @@
 //! PostgreSQL and pool errors, classified as the API contract needs them.
 
-use deadpool_postgres::PoolError;
+use deadpool::managed::PoolError;
 use tokio_postgres::error::SqlState;
 
 /// What went wrong in the store. `Display` is safe for clients; `Debug`
@@ -118,8 +118,8 @@ fn error_is_io(error: &tokio_postgres::Error) -> bool {
     false
 }
 
-impl From<PoolError> for StoreError {
-    fn from(error: PoolError) -> Self {
+impl From<PoolError<tokio_postgres::Error>> for StoreError {
+    fn from(error: PoolError<tokio_postgres::Error>) -> Self {
         match error {
             PoolError::Backend(error) => error.into(),
             // Timeouts, a closed pool, a failed connect: all mean "not now".

@@ -21,6 +21,7 @@ mod idempotency;
 mod jobs;
 mod migrations;
 mod pool;
+mod prepared;
 mod projects;
 mod sessions;
 mod statement;

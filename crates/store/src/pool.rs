@@ -11,13 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{
-    Connect, Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime,
-};
-use futures_util::future::BoxFuture;
+use deadpool::Runtime;
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use tokio_postgres::NoTls;
 
 use crate::StoreError;
+use crate::prepared::Prepared;
 use crate::statement::{Conn, Session, SlowQuery, Sql};
 
 /// A pooled connection idle at least this long is checked with a round
@@ -276,45 +275,97 @@ fn build_pool(
     timeout: Duration,
     session: Arc<Session>,
 ) -> Result<Pool, StoreError> {
-    let manager = Manager::from_connect(
+    let connector = Connector {
         pg,
-        Connector { session },
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    let verify_timeout = timeout.min(VERIFY_TIMEOUT);
-    Pool::builder(manager)
+        session,
+        verify_timeout: timeout.min(VERIFY_TIMEOUT),
+    };
+    Pool::builder(connector)
         .max_size(size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(timeout))
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
-        .pre_recycle(Hook::async_fn(move |client, metrics| {
-            Box::pin(async move {
-                // Fast recycling trusts the client's closed flag, which
-                // stays false until the connection task notices that the
-                // server is gone. A connection that sat idle a while may
-                // have outlived its server (a restart, a failover), so it
-                // proves itself with an empty query first; a busy one
-                // costs nothing extra.
-                if client.is_closed() {
-                    return Err(HookError::message("the connection is closed"));
-                }
-                // deadpool runs this hook without a timeout: bound it, or
-                // a connection to a silent peer would hang the checkout.
-                if metrics.last_used() >= VERIFY_IDLE_AFTER {
-                    match tokio::time::timeout(verify_timeout, client.simple_query("")).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(error)) => return Err(HookError::Backend(error)),
-                        Err(_) => return Err(HookError::message("no answer in time")),
-                    }
-                }
-                Ok(())
-            })
-        }))
         .build()
         .map_err(|error| StoreError::Other(Box::new(error)))
+}
+
+/// One shard of the pool.
+pub(crate) type Pool = managed::Pool<Connector>;
+
+/// A connection checked out of the pool; back in the pool when dropped.
+pub(crate) type Pooled = managed::Object<Connector>;
+
+/// A connection as the pool keeps it: the client, the task that drives its
+/// socket, and the statements prepared in its server session.
+#[derive(Debug)]
+pub(crate) struct PooledConnection {
+    pub(crate) client: tokio_postgres::Client,
+    pub(crate) prepared: Prepared,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PooledConnection {
+    /// A connection leaves the pool for good: its socket task goes with it,
+    /// even when the peer no longer answers.
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// How the pool opens connections, and whether an idle one may be handed
+/// out again.
+#[derive(Debug)]
+pub(crate) struct Connector {
+    pg: tokio_postgres::Config,
+    session: Arc<Session>,
+    /// How long the check of a connection idle for a while may take.
+    verify_timeout: Duration,
+}
+
+impl managed::Manager for Connector {
+    type Type = PooledConnection;
+    type Error = tokio_postgres::Error;
+
+    async fn create(&self) -> Result<PooledConnection, tokio_postgres::Error> {
+        // In a box: opening is rare, and its future would otherwise be
+        // part of every checkout's.
+        let (client, driver) = Box::pin(open(&self.pg, &self.session)).await?;
+        Ok(PooledConnection {
+            client,
+            prepared: Prepared::default(),
+            driver,
+        })
+    }
+
+    /// A closed connection is dropped. One that sat idle a while may have
+    /// outlived its server (a restart, a failover) while its closed flag
+    /// stays false until the socket task notices, so it proves itself with
+    /// an empty query first, within `verify_timeout`: a connection to a
+    /// silent peer is replaced, not waited on. A busy one costs nothing.
+    async fn recycle(
+        &self,
+        connection: &mut PooledConnection,
+        metrics: &Metrics,
+    ) -> RecycleResult<tokio_postgres::Error> {
+        if connection.client.is_closed() {
+            return Err(RecycleError::message("the connection is closed"));
+        }
+        if metrics.last_used() >= VERIFY_IDLE_AFTER {
+            // In a box: the check's future would otherwise be part of
+            // every checkout's.
+            let check = Box::pin(tokio::time::timeout(
+                self.verify_timeout,
+                connection.client.simple_query(""),
+            ));
+            match check.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Err(RecycleError::Backend(error)),
+                Err(_) => return Err(RecycleError::message("no answer in time")),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The settings of every statement, as `pg_settings` reports them in the
@@ -395,24 +446,6 @@ fn refuses_startup_options(error: &tokio_postgres::Error) -> bool {
                 .message()
                 .contains("unsupported options startup parameter")
     })
-}
-
-/// deadpool's way in to how connections are opened.
-struct Connector {
-    session: Arc<Session>,
-}
-
-impl Connect for Connector {
-    fn connect(
-        &self,
-        pg: &tokio_postgres::Config,
-    ) -> BoxFuture<
-        '_,
-        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
-    > {
-        let pg = pg.clone();
-        Box::pin(async move { open(&pg, &self.session).await })
-    }
 }
 
 #[cfg(test)]

@@ -23,18 +23,19 @@
 //!   `COMMIT` in one write, still one round trip, and a transaction sends
 //!   its `SET LOCAL` with its first statement.
 
-use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use deadpool_postgres::GenericClient as CachingClient;
-use tokio_postgres::GenericClient;
-use tokio_postgres::Row;
+use futures_util::future::{BoxFuture, Either};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{GenericClient, Row, Statement};
 
 use crate::StoreError;
+use crate::pool::{Pooled, PooledConnection};
+use crate::prepared::{Prepared, SqlKey};
 
 /// One SQL statement with a name for the logs.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +68,7 @@ pub(crate) struct Session {
     /// statement, lock, idle in transaction.
     pub(crate) expected: [i64; 3],
     /// Parameter types of each unnamed statement, learnt once.
-    param_types: RwLock<HashMap<&'static str, Arc<[Type]>>>,
+    param_types: RwLock<foldhash::HashMap<SqlKey, Arc<[Type]>>>,
 }
 
 impl Session {
@@ -123,39 +124,51 @@ impl Session {
 
 /// A pooled connection with the store's session rules.
 pub(crate) struct Conn<'s> {
-    client: deadpool_postgres::Client,
+    pooled: Pooled,
     session: &'s Session,
 }
 
 impl<'s> Conn<'s> {
-    pub(crate) fn new(client: deadpool_postgres::Client, session: &'s Session) -> Self {
-        Self { client, session }
+    pub(crate) fn new(pooled: Pooled, session: &'s Session) -> Self {
+        Self { pooled, session }
     }
 
     /// Starts a transaction; in per-transaction mode its first statement
     /// carries the `SET LOCAL` of the timeouts.
     pub(crate) async fn transaction(&mut self) -> Result<Tx<'_>, StoreError> {
-        let tx = self.client.transaction().await?;
+        let PooledConnection {
+            client, prepared, ..
+        } = &mut *self.pooled;
+        let tx = client.transaction().await?;
         Ok(Tx {
             tx,
+            prepared,
             session: self.session,
             locals_pending: AtomicBool::new(self.session.per_transaction()),
         })
     }
+
+    /// The statements prepared on this connection.
+    #[cfg(test)]
+    pub(crate) fn prepared(&self) -> &Prepared {
+        &self.pooled.prepared
+    }
 }
 
 impl Deref for Conn<'_> {
-    type Target = deadpool_postgres::Client;
+    type Target = tokio_postgres::Client;
 
     fn deref(&self) -> &Self::Target {
-        &self.client
+        &self.pooled.client
     }
 }
 
 /// A transaction with the store's session rules. Rolls back when dropped
 /// without `commit`.
 pub(crate) struct Tx<'a> {
-    tx: deadpool_postgres::Transaction<'a>,
+    tx: tokio_postgres::Transaction<'a>,
+    /// The statements prepared on the transaction's connection.
+    prepared: &'a Prepared,
     session: &'a Session,
     /// The timeouts still have to be sent (with the next statement).
     locals_pending: AtomicBool,
@@ -172,7 +185,7 @@ impl Tx<'_> {
 }
 
 impl<'a> Deref for Tx<'a> {
-    type Target = deadpool_postgres::Transaction<'a>;
+    type Target = tokio_postgres::Transaction<'a>;
 
     fn deref(&self) -> &Self::Target {
         &self.tx
@@ -191,10 +204,10 @@ pub(crate) enum Wrap {
 
 /// A connection or a transaction that statements run on.
 pub(crate) trait Executor: Sync {
-    type Caching: CachingClient + Sync;
-    type Raw: GenericClient + Sync;
-    fn caching(&self) -> &Self::Caching;
-    fn raw(&self) -> &Self::Raw;
+    type Client: GenericClient + Sync;
+    fn client(&self) -> &Self::Client;
+    /// The statements prepared on the underlying connection.
+    fn prepared(&self) -> &Prepared;
     fn session(&self) -> &Session;
     fn in_transaction(&self) -> bool;
     /// What the next statement must carry (and, for a transaction, that
@@ -203,15 +216,14 @@ pub(crate) trait Executor: Sync {
 }
 
 impl Executor for Conn<'_> {
-    type Caching = deadpool_postgres::Client;
-    type Raw = tokio_postgres::Client;
+    type Client = tokio_postgres::Client;
 
-    fn caching(&self) -> &Self::Caching {
-        &self.client
+    fn client(&self) -> &Self::Client {
+        &self.pooled.client
     }
 
-    fn raw(&self) -> &Self::Raw {
-        &self.client
+    fn prepared(&self) -> &Prepared {
+        &self.pooled.prepared
     }
 
     fn session(&self) -> &Session {
@@ -232,15 +244,14 @@ impl Executor for Conn<'_> {
 }
 
 impl<'a> Executor for Tx<'a> {
-    type Caching = deadpool_postgres::Transaction<'a>;
-    type Raw = tokio_postgres::Transaction<'a>;
+    type Client = tokio_postgres::Transaction<'a>;
 
-    fn caching(&self) -> &Self::Caching {
+    fn client(&self) -> &Self::Client {
         &self.tx
     }
 
-    fn raw(&self) -> &Self::Raw {
-        &self.tx
+    fn prepared(&self) -> &Prepared {
+        self.prepared
     }
 
     fn session(&self) -> &Session {
@@ -266,31 +277,99 @@ impl<'a> Executor for Tx<'a> {
 /// `BEGIN; SET LOCAL …`, the statement and `COMMIT` in one write: one
 /// round trip, and a pooler keeps them on one server connection because
 /// the transaction is open until the `COMMIT`.
-async fn carried<E: Executor, T>(
-    executor: &E,
-    work: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, tokio_postgres::Error> {
+///
+/// Nothing to carry (a direct connection) is `work` itself; the wrapped
+/// forms live in a box of their own, so that their futures do not enlarge
+/// every statement's (a request's future is moved whole when actix boxes
+/// it: each byte of it is copied).
+fn carried<'a, E: Executor, T: Send + 'a>(
+    executor: &'a E,
+    work: impl Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a,
+) -> Either<
+    impl Future<Output = Result<T, tokio_postgres::Error>> + 'a,
+    BoxFuture<'a, Result<T, tokio_postgres::Error>>,
+> {
     match executor.wrap() {
-        Wrap::None => work.await,
-        Wrap::Transaction => {
-            let raw = executor.raw();
+        Wrap::None => Either::Left(work),
+        Wrap::Transaction => Either::Right(Box::pin(async move {
+            let client = executor.client();
             let (begin, outcome, end) = tokio::join!(
-                raw.batch_execute(&executor.session().begin_local),
+                client.batch_execute(&executor.session().begin_local),
                 work,
-                raw.batch_execute("COMMIT")
+                client.batch_execute("COMMIT")
             );
             begin?;
             let value = outcome?;
             end?;
             Ok(value)
-        }
-        Wrap::Locals => {
-            let raw = executor.raw();
+        })),
+        Wrap::Locals => Either::Right(Box::pin(async move {
+            let client = executor.client();
             let (locals, outcome) =
-                tokio::join!(raw.batch_execute(&executor.session().set_local), work);
+                tokio::join!(client.batch_execute(&executor.session().set_local), work);
             locals?;
             outcome
+        })),
+    }
+}
+
+/// The named statement of `sql` on the executor's connection, prepared on
+/// first use (in a box: the preparing future is large and rarely needed).
+async fn statement<E: Executor>(
+    executor: &E,
+    sql: &Sql,
+) -> Result<Statement, tokio_postgres::Error> {
+    if let Some(statement) = executor.prepared().get(sql) {
+        return Ok(statement);
+    }
+    let statement = Box::pin(executor.client().prepare(sql.text)).await?;
+    executor.prepared().insert(sql, statement.clone());
+    Ok(statement)
+}
+
+/// The server no longer has the statement as it was prepared: it was
+/// deallocated (`DEALLOCATE ALL`, `DISCARD ALL`, a pooler that reset the
+/// session: 26000), or a schema change altered its result type ("cached
+/// plan must not change result type": 0A000).
+fn is_stale(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        *code == SqlState::INVALID_SQL_STATEMENT_NAME || *code == SqlState::FEATURE_NOT_SUPPORTED
+    })
+}
+
+/// Runs `run` with the named statement of `sql`. A statement the server
+/// refuses as stale is forgotten and, outside a transaction (where the
+/// failed attempt changed nothing), prepared again and run once more;
+/// inside one the error stands (the transaction is aborted), and the next
+/// use prepares it afresh.
+async fn run_prepared<'a, E, T, F, Fut>(
+    executor: &'a E,
+    sql: &'a Sql,
+    run: F,
+) -> Result<T, StoreError>
+where
+    E: Executor,
+    T: Send + 'a,
+    F: Fn(Statement) -> Fut + Send + 'a,
+    Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a,
+{
+    let first = statement(executor, sql).await?;
+    let outcome = carried(executor, run(first)).await;
+    match outcome {
+        Err(error) if is_stale(&error) => {
+            executor.prepared().forget(sql);
+            if executor.in_transaction() {
+                return Err(error.into());
+            }
+            // In a box: the second attempt's future would otherwise sit
+            // beside the first in every statement's.
+            Box::pin(async move {
+                let again = statement(executor, sql).await?;
+                Ok(carried(executor, run(again)).await?)
+            })
+            .await
         }
+        outcome => Ok(outcome?),
     }
 }
 
@@ -304,35 +383,35 @@ async fn param_types<E: Executor>(executor: &E, sql: &Sql) -> Result<Arc<[Type]>
         .param_types
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(sql.text)
+        .get(&SqlKey::of(sql))
     {
         return Ok(types.clone());
     }
-    let raw = executor.raw();
+    let client = executor.client();
     // Describing a statement takes the locks its tables need (a wait the
     // timeouts must bound too), so the timeouts go first.
     let types: Arc<[Type]> = if executor.in_transaction() {
-        let statement = carried(executor, raw.prepare(sql.text)).await?;
+        let statement = carried(executor, client.prepare(sql.text)).await?;
         statement.params().into()
         // Dropping `statement` sends its Close within the transaction.
     } else {
         let (begin, statement) = tokio::join!(
-            raw.batch_execute(&session.begin_local),
-            raw.prepare(sql.text)
+            client.batch_execute(&session.begin_local),
+            client.prepare(sql.text)
         );
         let described = begin.and(statement).map(|statement| {
             let types: Arc<[Type]> = statement.params().into();
             drop(statement);
             types
         });
-        raw.batch_execute("ROLLBACK").await?;
+        client.batch_execute("ROLLBACK").await?;
         described?
     };
     session
         .param_types
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(sql.text, types.clone());
+        .insert(SqlKey::of(sql), types.clone());
     Ok(types)
 }
 
@@ -369,13 +448,17 @@ pub(crate) struct SlowQuery {
 }
 
 impl SlowQuery {
-    async fn bounded<T>(
+    /// Runs the statement `work` makes within the deadline, timing it
+    /// with the one clock reading the deadline needs anyway. `work` is
+    /// made here rather than handed over made, so that its future is
+    /// stored once, inside the timeout, and not also as an argument.
+    async fn bounded<T, Work: Future<Output = Result<T, StoreError>>>(
         self,
         sql: &Sql,
-        work: impl Future<Output = Result<T, StoreError>>,
+        work: impl FnOnce() -> Work,
     ) -> Result<T, StoreError> {
-        let started = Instant::now();
-        let outcome = match tokio::time::timeout(self.deadline, work).await {
+        let started = tokio::time::Instant::now();
+        let outcome = match tokio::time::timeout_at(started + self.deadline, work()).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(
@@ -404,14 +487,16 @@ impl SlowQuery {
         sql: &Sql,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        self.bounded(sql, async {
+        self.bounded(sql, || async {
             if executor.session().prepared() {
-                let statement = executor.caching().prepare_cached(sql.text).await?;
-                Ok(carried(executor, executor.raw().query(&statement, params)).await?)
+                run_prepared(executor, sql, |statement| async move {
+                    executor.client().query(&statement, params).await
+                })
+                .await
             } else {
                 let types = param_types(executor, sql).await?;
                 let params = typed(sql, params, &types)?;
-                Ok(carried(executor, executor.raw().query_typed(sql.text, &params)).await?)
+                Ok(carried(executor, executor.client().query_typed(sql.text, &params)).await?)
             }
         })
         .await
@@ -423,14 +508,20 @@ impl SlowQuery {
         sql: &Sql,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, StoreError> {
-        self.bounded(sql, async {
+        self.bounded(sql, || async {
             if executor.session().prepared() {
-                let statement = executor.caching().prepare_cached(sql.text).await?;
-                Ok(carried(executor, executor.raw().query_opt(&statement, params)).await?)
+                run_prepared(executor, sql, |statement| async move {
+                    executor.client().query_opt(&statement, params).await
+                })
+                .await
             } else {
                 let types = param_types(executor, sql).await?;
                 let params = typed(sql, params, &types)?;
-                Ok(carried(executor, executor.raw().query_typed_opt(sql.text, &params)).await?)
+                Ok(carried(
+                    executor,
+                    executor.client().query_typed_opt(sql.text, &params),
+                )
+                .await?)
             }
         })
         .await
@@ -453,14 +544,16 @@ impl SlowQuery {
         sql: &Sql,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        self.bounded(sql, async {
+        self.bounded(sql, || async {
             if executor.session().prepared() {
-                let statement = executor.caching().prepare_cached(sql.text).await?;
-                Ok(carried(executor, executor.raw().execute(&statement, params)).await?)
+                run_prepared(executor, sql, |statement| async move {
+                    executor.client().execute(&statement, params).await
+                })
+                .await
             } else {
                 let types = param_types(executor, sql).await?;
                 let params = typed(sql, params, &types)?;
-                Ok(carried(executor, executor.raw().execute_typed(sql.text, &params)).await?)
+                Ok(carried(executor, executor.client().execute_typed(sql.text, &params)).await?)
             }
         })
         .await
