@@ -38,7 +38,9 @@ ROOT = BENCH_DIR.parent
 SQL_DIR = BENCH_DIR / "sql"
 LUA = BENCH_DIR / "wrk" / "scenario.lua"
 
-BENCH_DB = "projects_bench"
+# BENCH_DB_NAME: another name, so that runs from several checkouts against
+# one PostgreSQL do not drop each other's database.
+BENCH_DB = os.environ.get("BENCH_DB_NAME", "projects_bench")
 # Strong enough for the zxcvbn check of the contract; public, bench-only.
 PASSWORD = "Bench-only: amber falcon 7 trombone!"
 DONOR_EMAIL = "bench-hash-donor@example.com"
@@ -196,11 +198,24 @@ class Server:
             before = now
         return time.monotonic() - started
 
-    def status_kib(self, key: str) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+    def status_kib(self, key: str, pid: int | None = None) -> int:
+        for line in Path(f"/proc/{pid or self.pid}/status").read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1])
         return 0
+
+    def children_kib(self) -> int:
+        """The peak RSS of the server's child processes alive now (each
+        password-strength estimate runs in one), so that memory moved into
+        a child is counted with the server's."""
+        total = 0
+        for children in Path(f"/proc/{self.pid}/task").glob("*/children"):
+            for child in children.read_text().split():
+                try:
+                    total += self.status_kib("VmHWM", int(child))
+                except (OSError, ValueError):
+                    pass  # it exited meanwhile
+        return total
 
     def reset_peak_rss(self) -> bool:
         # Writing 5 to clear_refs resets VmHWM (Linux 4.0+; needs ptrace rights).
@@ -225,16 +240,22 @@ class Server:
 class Sampler:
     """Peak RSS and CPU seconds of the server over one measured window."""
 
-    def __init__(self, server: Server):
+    def __init__(self, server: Server, smaps: Path | None = None):
         self.server = server
         self.peak_kib = 0
+        # Where to keep /proc/PID/smaps as of the highest sample
+        # (BENCH_SMAPS_DIR): what the peak was made of, mapping by mapping.
+        self.smaps = smaps
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.peak_kib = max(self.peak_kib, self.server.status_kib("VmRSS"))
+                rss = self.server.status_kib("VmRSS") + self.server.children_kib()
+                if rss > self.peak_kib and self.smaps:
+                    self.smaps.write_text(Path(f"/proc/{self.server.pid}/smaps").read_text())
+                self.peak_kib = max(self.peak_kib, rss)
             except OSError:
                 return
             self._stop.wait(0.05)
@@ -416,9 +437,19 @@ def measure(ctx: Context, scenario: str, connections: int) -> dict:
         settled = server.wait_idle()
         if settled > 1:
             say(f"{scenario} c={connections}: the warm-up's leftovers took {settled:.1f}s")
-    with Sampler(server) as sampler:
+    with Sampler(server, smaps_path(scenario, connections)) as sampler:
         result = wrk(server.base, scenario, ctx.workdir, connections, plan.duration)
     return row(scenario, connections, result, sampler)
+
+
+def smaps_path(scenario: str, connections: int) -> Path | None:
+    """Where the smaps of a window's peak go, when BENCH_SMAPS_DIR is set
+    (bench/README.md, *Memory*)."""
+    directory = os.environ.get("BENCH_SMAPS_DIR")
+    if not directory:
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return Path(directory) / f"{scenario}-c{connections}.smaps"
 
 
 def measure_flood(ctx: Context, connections: int) -> dict:
@@ -759,6 +790,9 @@ def main() -> int:
     parser.add_argument("--scenarios", help="comma-separated subset of: " + ", ".join(SCENARIOS))
     parser.add_argument("--name", help="results file name (default latest, quick: quick)")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more variable for the server (repeatable), e.g. "
+                             "MALLOC_ARENA_MAX=2 to measure an allocator setting")
     parser.add_argument("--pooler", action="store_true",
                         help="the server goes through a PgBouncer in transaction mode "
                              "(scripts/pgbouncer) with DATABASE_PREPARED_STATEMENTS=false; "
@@ -808,6 +842,7 @@ def main() -> int:
     extra_env = {}
     if args.pooler or args.unnamed_statements:
         extra_env = {"DATABASE_PREPARED_STATEMENTS": "false", "DATABASE_MIGRATION_URL": db_url}
+    extra_env.update(dict(item.split("=", 1) for item in args.env))
     server = Server(args.binary.resolve(), server_url, workdir, args.pool_size, args.workers,
                     extra_env=extra_env)
     rows: list[dict] = []

@@ -47,6 +47,11 @@ enum Command {
     },
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
+    /// Estimate the strength of the password on standard input and print
+    /// the answer as JSON: the child process in which the server runs each
+    /// estimate (`projects_auth::StrengthEstimator`).
+    #[command(hide = true)]
+    PasswordStrength,
     /// Ask the server on BIND_ADDR for /health/ready (or --path); exit 0
     /// only on 200. For container health checks (no shell, no curl).
     Healthcheck {
@@ -74,6 +79,16 @@ fn main() -> ExitCode {
             print!("{}", projects_http::openapi::openapi_json());
             Ok(ExitCode::SUCCESS)
         }
+        Command::PasswordStrength => Ok(
+            match projects_auth::answer_in_child(std::io::stdin().lock(), std::io::stdout().lock())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+        ),
         Command::Healthcheck { path } => {
             config::bind_addr_from_lookup(|name| std::env::var(name).ok())
                 .map(|addr| healthcheck::main(addr, &path))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use anyhow::Context as _;
-use projects_auth::{PasswordHasher, TokenService};
+use projects_auth::{PasswordHasher, StrengthEstimator, TokenService};
 use projects_http::AppState;
 use projects_http::rate_limit::RateLimits;
 use projects_store::{Store, StoreConfig};
@@ -25,6 +25,25 @@ const LIVE_GAUGE_PERIOD: Duration = Duration::from_secs(30);
 /// How often each instance tries the cleanup of expired idempotency keys
 /// (one instance at a time does it).
 const IDEMPOTENCY_CLEANUP_PERIOD: Duration = Duration::from_secs(300);
+
+/// Each password-strength estimate runs in a child process of this binary
+/// (`password-strength`), so that zxcvbn's dictionaries leave with it
+/// instead of staying resident in the server (see `StrengthEstimator`).
+/// On Linux through `/proc/self/exe`: this very binary, even after an
+/// upgrade replaced its file.
+fn strength_estimator() -> StrengthEstimator {
+    let program = if cfg!(target_os = "linux") {
+        Some("/proc/self/exe".into())
+    } else {
+        std::env::current_exe().ok()
+    };
+    program.map_or(StrengthEstimator::InProcess, |program| {
+        StrengthEstimator::Child {
+            program,
+            args: vec!["password-strength".into()],
+        }
+    })
+}
 
 pub async fn migrate(database: StoreConfig) -> anyhow::Result<()> {
     let store = Store::connect(&database).context("invalid DATABASE_URL")?;
@@ -51,7 +70,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store_config.shards = workers;
     let store = Store::connect(&store_config).context("invalid DATABASE_URL")?;
     refuse_unbounded_statements(&store).await?;
-    let passwords = PasswordHasher::default();
+    let passwords = PasswordHasher::default().with_strength_estimator(strength_estimator());
     passwords.warm_up().await.context("cannot hash passwords")?;
     let metrics = config
         .server

@@ -9,6 +9,7 @@ mod account_tokens;
 mod error;
 mod passwords;
 mod refresh;
+mod strength;
 mod tokens;
 
 pub use account_tokens::{AccountToken, AccountTokenKey, address_hash};
@@ -18,6 +19,7 @@ pub use passwords::{
     owasp_params,
 };
 pub use refresh::{RefreshToken, RefreshTokenHash, SuccessorKey};
+pub use strength::{StrengthEstimator, answer_in_child};
 pub use tokens::{
     AccessClaims, AccessToken, Claims, LEEWAY_SECONDS, TokenConfig, TokenService, bearer_token,
 };

@@ -5,7 +5,8 @@
 //! allocating 19 MiB per concurrent request.
 //!
 //! The password-strength estimate (zxcvbn, hundreds of milliseconds for a
-//! hostile password) shares the same bound. The queue in front of it is
+//! hostile password; in a child process in the server, see
+//! [`StrengthEstimator`]) shares the same bound. The queue in front of it is
 //! bounded too: past [`QUEUE_PER_CORE`] callers per running slot, a caller
 //! gets [`AuthError::Busy`] at once instead of waiting without end; and an
 //! estimate not done within its deadline is [`AuthError::TimedOut`], never a
@@ -21,7 +22,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::AuthError;
+use crate::{AuthError, StrengthEstimator};
 
 /// The gauge of password hashes (and strength estimates) waiting for a free
 /// core.
@@ -47,6 +48,8 @@ pub struct PasswordHasher {
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
     strength_deadline: Duration,
+    /// Where the strength estimate runs (in a child process, in the server).
+    estimator: StrengthEstimator,
     params: Params,
     /// A hash of a fixed password, verified when a login names an unknown
     /// e-mail so that it costs what a wrong password costs.
@@ -86,6 +89,7 @@ impl PasswordHasher {
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting: max_concurrent * QUEUE_PER_CORE,
             strength_deadline: STRENGTH_DEADLINE,
+            estimator: StrengthEstimator::InProcess,
             params,
             dummy: Arc::new(OnceCell::new()),
         }
@@ -106,6 +110,13 @@ impl PasswordHasher {
         self
     }
 
+    /// The same hasher with its strength estimates run by `estimator`.
+    #[must_use]
+    pub fn with_strength_estimator(mut self, estimator: StrengthEstimator) -> Self {
+        self.estimator = estimator;
+        self
+    }
+
     /// Why a new password is too easy to guess (zxcvbn's feedback), or
     /// `None` when it is strong enough; estimated on the blocking pool under
     /// the same bound as hashing. Past the deadline (waiting included) the
@@ -113,8 +124,8 @@ impl PasswordHasher {
     /// password for now, never accept it unchecked.
     pub async fn weakness(&self, password: &str) -> Result<Option<String>, AuthError> {
         let password = SecretString::from(password);
-        let estimate =
-            self.run(move || projects_domain::inputs::password_weakness(password.expose_secret()));
+        let estimator = self.estimator.clone();
+        let estimate = self.run(move || estimator.weakness(password.expose_secret()));
         let started = std::time::Instant::now();
         let estimated = tokio::time::timeout(self.strength_deadline, estimate)
             .await

@@ -71,22 +71,44 @@ pub fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
     }
 }
 
-/// A UUID as `serde` writes it in JSON: hyphenated, lower case, quoted.
+/// A UUID as `serde` writes it in JSON: hyphenated, lower case, quoted;
+/// one table lookup per byte (uuid's own formatter, through its generic
+/// writer, took half again as long).
 pub fn uuid(out: &mut Vec<u8>, id: &Uuid) {
-    let mut buffer = Uuid::encode_buffer();
-    out.push(b'"');
-    out.extend_from_slice(id.hyphenated().encode_lower(&mut buffer).as_bytes());
-    out.push(b'"');
+    let mut text = [b'"'; 38];
+    let mut at = 1;
+    for (index, byte) in id.as_bytes().iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            text[at] = b'-';
+            at += 1;
+        }
+        let hex = HEX_PAIRS[usize::from(*byte)];
+        text[at..at + 2].copy_from_slice(&hex);
+        at += 2;
+    }
+    out.extend_from_slice(&text);
 }
+
+/// Every byte as two lower-case hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    table
+};
 
 /// A timestamp as `crate::rfc3339` writes it.
 pub fn timestamp(out: &mut Vec<u8>, value: &OffsetDateTime) {
-    let mut buffer = [0u8; crate::rfc3339::MAX_LEN];
-    match crate::rfc3339::format_utc(value, &mut buffer) {
+    // The text between its quotes, written in one piece.
+    let mut quoted = [b'"'; crate::rfc3339::MAX_LEN + 2];
+    match crate::rfc3339::format_utc(value, &mut quoted[1..]) {
         Some(len) => {
-            out.push(b'"');
-            out.extend_from_slice(&buffer[..len]);
-            out.push(b'"');
+            quoted[len + 1] = b'"';
+            out.extend_from_slice(&quoted[..len + 2]);
         }
         None => {
             // Not the fast path's shape (never a value PostgreSQL returns):

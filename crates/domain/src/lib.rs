@@ -25,7 +25,7 @@ pub use pagination::{
     ProjectScope, ProjectSort, Slice,
 };
 pub use project_access::ProjectAccess;
-pub use projects::{Project, ProjectStatus};
+pub use projects::{Project, ProjectStatus, ProjectView};
 pub use sessions::{Session, SessionEndReason};
 pub use users::{Role, User, ensure_an_admin_remains};
 

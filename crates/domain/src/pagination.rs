@@ -97,10 +97,10 @@ impl ProjectSort {
     }
 
     /// Where `project` stands in this order: the cursor key after it.
-    pub fn key_of(self, project: &crate::Project) -> ProjectKey {
+    pub fn key_of(self, project: crate::ProjectView<'_>) -> ProjectKey {
         if self.by_name() {
             ProjectKey::Name {
-                name: project.name.clone(),
+                name: project.name.to_owned(),
                 id: project.id,
             }
         } else {

@@ -28,51 +28,60 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OffsetD
     time::serde::rfc3339::deserialize(deserializer)
 }
 
-/// Writes `value` into `out` and returns the length, when it is a UTC
-/// instant of a four-digit year; else `None`.
-pub(crate) fn format_utc(value: &OffsetDateTime, out: &mut [u8; MAX_LEN]) -> Option<usize> {
+/// Writes `value` into `out` (at least `MAX_LEN` bytes) and returns the
+/// length, when it is a UTC instant of a four-digit year; else `None`.
+pub(crate) fn format_utc(value: &OffsetDateTime, out: &mut [u8]) -> Option<usize> {
     if !value.offset().is_utc() {
         return None;
     }
     let year = u32::try_from(value.year())
         .ok()
         .filter(|year| *year <= 9999)?;
+    let (month, day) = (u8::from(value.month()), value.day());
     let (hour, minute, second, nanos) = value.to_hms_nano();
-    digits(&mut out[0..4], year);
+    pair(&mut out[0..2], year / 100);
+    pair(&mut out[2..4], year % 100);
     out[4] = b'-';
-    digits(&mut out[5..7], u32::from(u8::from(value.month())));
+    pair(&mut out[5..7], u32::from(month));
     out[7] = b'-';
-    digits(&mut out[8..10], u32::from(value.day()));
+    pair(&mut out[8..10], u32::from(day));
     out[10] = b'T';
-    digits(&mut out[11..13], u32::from(hour));
+    pair(&mut out[11..13], u32::from(hour));
     out[13] = b':';
-    digits(&mut out[14..16], u32::from(minute));
+    pair(&mut out[14..16], u32::from(minute));
     out[16] = b':';
-    digits(&mut out[17..19], u32::from(second));
+    pair(&mut out[17..19], u32::from(second));
     let mut len = 19;
     if nanos != 0 {
         // As `time` does: nine digits, trailing zeros dropped.
-        let mut places = 9;
-        let mut fraction = nanos;
-        while fraction % 10 == 0 {
-            fraction /= 10;
-            places -= 1;
-        }
         out[19] = b'.';
-        digits(&mut out[20..20 + places], fraction);
-        len = 20 + places;
+        let (millis, below) = (nanos / 1_000_000, nanos % 1_000_000);
+        let (micros, nanos) = (below / 1000, below % 1000);
+        for (at, group) in [(20, millis), (23, micros), (26, nanos)] {
+            out[at] = b'0' + (group / 100) as u8;
+            pair(&mut out[at + 1..at + 3], group % 100);
+        }
+        len = 29;
+        while out[len - 1] == b'0' {
+            len -= 1;
+        }
     }
     out[len] = b'Z';
     Some(len + 1)
 }
 
-/// `value` in decimal, zero-padded to fill `out`.
-fn digits(out: &mut [u8], mut value: u32) {
-    for place in out.iter_mut().rev() {
-        // `value % 10` is below 10.
-        *place = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
+/// "00" to "99": two digits per lookup (a division per digit was most of
+/// the cost of a timestamp).
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// `value` (below 100) as two digits.
+fn pair(out: &mut [u8], value: u32) {
+    let at = (value as usize % 100) * 2;
+    out.copy_from_slice(&PAIRS[at..at + 2]);
 }
 
 #[cfg(test)]

@@ -7,12 +7,13 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use projects_domain::inputs::{NewProject, ProjectPatch};
-use projects_domain::json::WriteJson as _;
+use projects_domain::json::{self, WriteJson as _};
 use projects_domain::{
-    Page, Project, ProjectAccess, ProjectCursor, ProjectId, ProjectListQuery, ProjectScope, Role,
+    Page, Project, ProjectAccess, ProjectCursor, ProjectId, ProjectListQuery, ProjectScope,
+    ProjectView, Role,
 };
 use projects_domain::{ProjectSort, ProjectStatus};
-use projects_store::{Claim, IdempotencyKey, ProjectUpdate, StoredResponse};
+use projects_store::{Claim, IdempotencyKey, ProjectRow, ProjectUpdate, StoredResponse};
 use sha2::{Digest as _, Sha256};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -45,11 +46,39 @@ fn access(caller: &CurrentUser) -> ProjectAccess {
 }
 
 /// A project with its `ETag` (the version, quoted: a strong tag).
-fn with_etag(mut response: actix_web::HttpResponseBuilder, project: &Project) -> HttpResponse {
+fn with_etag(
+    mut response: actix_web::HttpResponseBuilder,
+    project: ProjectView<'_>,
+) -> HttpResponse {
     response
-        .insert_header((header::ETAG, format!("\"{}\"", project.version)))
+        .insert_header((header::ETAG, etag(project.version)))
         .content_type(ContentType::json())
         .body(project.to_json(PROJECT_JSON_BYTES))
+}
+
+/// `"3"`: the version in quotes, written without `format!`.
+fn etag(version: i32) -> Vec<u8> {
+    let mut tag = Vec::with_capacity(13);
+    tag.push(b'"');
+    json::integer(&mut tag, i64::from(version));
+    tag.push(b'"');
+    tag
+}
+
+/// `/api/v1/projects/{id}`, written without `format!` (UUIDs go through
+/// the formatting machinery one piece at a time).
+fn location(id: ProjectId) -> Vec<u8> {
+    let mut path = Vec::with_capacity(BASE.len() + 1 + uuid::fmt::Hyphenated::LENGTH);
+    path.extend_from_slice(BASE.as_bytes());
+    path.push(b'/');
+    let mut buffer = uuid::Uuid::encode_buffer();
+    path.extend_from_slice(
+        id.as_uuid()
+            .hyphenated()
+            .encode_lower(&mut buffer)
+            .as_bytes(),
+    );
+    path
 }
 
 /// Create a project.
@@ -143,8 +172,8 @@ pub async fn create(
 /// The 201 answer to a create.
 fn created(project: &Project) -> HttpResponse {
     let mut response = HttpResponse::Created();
-    response.insert_header((header::LOCATION, format!("{BASE}/{}", project.id)));
-    with_etag(response, project)
+    response.insert_header((header::LOCATION, location(project.id)));
+    with_etag(response, project.view())
 }
 
 /// The parts of `response` to replay: status, `Location`, `ETag`,
@@ -236,8 +265,12 @@ pub async fn get_one(
     state: web::Data<AppState>,
     id: web::Path<ProjectId>,
 ) -> Result<HttpResponse, ApiError> {
-    let project = state.store.projects().find(access(&caller), *id).await?;
-    Ok(with_etag(HttpResponse::Ok(), &project))
+    let row = state
+        .store
+        .projects()
+        .find_row(access(&caller), *id)
+        .await?;
+    Ok(with_etag(HttpResponse::Ok(), row.view()?))
 }
 
 /// Update a project.
@@ -280,7 +313,7 @@ pub async fn update(
         .update(access(&caller), *id, &body, expected.as_deref())
         .await?;
     match outcome {
-        ProjectUpdate::Applied(project) => Ok(with_etag(HttpResponse::Ok(), &project)),
+        ProjectUpdate::Applied(project) => Ok(with_etag(HttpResponse::Ok(), project.view())),
         ProjectUpdate::Stale { .. } => Err(ApiError::PreconditionFailed),
     }
 }
@@ -402,7 +435,12 @@ pub async fn list(
             after,
         })
     });
-    Ok(written_page_response(slice.items, next_cursor, |cursor| {
+    let projects = slice
+        .items
+        .iter()
+        .map(ProjectRow::view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(written_page_response(projects, next_cursor, |cursor| {
         next_link(&params, cursor)
     }))
 }
@@ -488,6 +526,19 @@ mod tests {
             HeaderValue::from_str(value).expect("a header value"),
         );
         if_match(&headers)
+    }
+
+    #[test]
+    fn etags_and_locations_are_what_format_writes() {
+        for version in [1, 9, 10, 123_456, i32::MAX, 0, -1, i32::MIN] {
+            assert_eq!(etag(version), format!("\"{version}\"").into_bytes());
+        }
+        for _ in 0..50 {
+            let id = ProjectId::new();
+            assert_eq!(location(id), format!("{BASE}/{id}").into_bytes());
+        }
+        let id = ProjectId::from_uuid(uuid::Uuid::from_bytes([0xab; 16]));
+        assert_eq!(location(id), format!("{BASE}/{id}").into_bytes());
     }
 
     #[test]

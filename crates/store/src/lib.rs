@@ -15,6 +15,7 @@ macro_rules! user_columns {
 }
 
 mod account_tokens;
+mod columns;
 mod error;
 mod idempotency;
 mod jobs;
@@ -42,7 +43,7 @@ pub use jobs::{
 pub use pool::{PoolStatus, Store, StoreConfig};
 #[cfg(feature = "test-support")]
 pub use projects::PlanKind;
-pub use projects::{ProjectUpdate, Projects};
+pub use projects::{ProjectRow, ProjectUpdate, Projects};
 pub use sessions::{
     CleanupBatch, EndedFeed, EndedSessions, NewSession, Rotation, SessionPolicy, SessionScope,
     Sessions,

@@ -14,11 +14,12 @@ use std::sync::LazyLock;
 use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
     Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery, ProjectScope, ProjectSort,
-    ProjectStatus, Slice, UserId,
+    ProjectStatus, ProjectView, Slice, UserId,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use crate::columns::{Instant, Status, Text};
 use crate::idempotency::{COMPLETE, IdempotencyKey, StoredResponse, response_columns};
 use crate::statement::Sql;
 use crate::{Store, StoreError};
@@ -73,7 +74,7 @@ macro_rules! visible_to_caller {
     };
 }
 
-/// The columns a `Project` is read from (`project_from_row`, by position:
+/// The columns a `Project` is read from (`ProjectRow::view`, by position:
 /// keep the order): one list for every statement that returns a project.
 macro_rules! project_columns {
     () => {
@@ -302,6 +303,16 @@ impl Projects<'_> {
 
     /// The project, if `access` may see it.
     pub async fn find(&self, access: ProjectAccess, id: ProjectId) -> Result<Project, StoreError> {
+        self.find_row(access, id).await?.to_project()
+    }
+
+    /// The same project as its row, to be read in place (its JSON written
+    /// without copying its text first).
+    pub async fn find_row(
+        &self,
+        access: ProjectAccess,
+        id: ProjectId,
+    ) -> Result<ProjectRow, StoreError> {
         let client = self.store.client().await?;
         let row = self
             .store
@@ -312,7 +323,7 @@ impl Projects<'_> {
                 &[id.as_uuid(), access.caller.as_uuid(), &access.admin],
             )
             .await?;
-        project_from_row(&row)
+        Ok(ProjectRow(row))
     }
 
     /// Applies `patch` if `access` may see the project and, when
@@ -338,7 +349,7 @@ impl Projects<'_> {
                 .slow
                 .query_one(&client, &FIND, &visibility)
                 .await?;
-            let project = project_from_row(&row)?;
+            let project = project_from_row(row)?;
             return Ok(match expected_versions {
                 Some(versions) if !versions.contains(&project.version) => ProjectUpdate::Stale {
                     current_version: project.version,
@@ -374,7 +385,7 @@ impl Projects<'_> {
             )
             .await?;
         let outcome = match row {
-            Some(row) => ProjectUpdate::Applied(project_from_row(&row)?),
+            Some(row) => ProjectUpdate::Applied(project_from_row(row)?),
             None => {
                 let current = self
                     .store
@@ -418,24 +429,22 @@ impl Projects<'_> {
         access: ProjectAccess,
         query: &ProjectListQuery,
         after: Option<&ProjectKey>,
-    ) -> Result<Slice<Project, ProjectKey>, StoreError> {
+    ) -> Result<Slice<ProjectRow, ProjectKey>, StoreError> {
         let (sql, params) = ListStatement::new(access, query, after);
         let client = self.store.client().await?;
         let rows = self.store.slow.query(&client, &sql, &params.refs()).await?;
-        let limit = usize::from(query.limit.get());
-        let mut items = rows
-            .iter()
-            .map(project_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         // One row more than the page was asked for: proof that a next page
-        // exists, without a COUNT.
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = match items.last() {
-            Some(last) if more => Some(query.sort.key_of(last)),
-            _ => None,
-        };
-        Ok(Slice { items, next })
+        // exists, without a COUNT. Only the last row kept is read here; the
+        // others are read when they are written.
+        let Slice { items, next } = Slice::from_overfetch(
+            rows.into_iter().map(ProjectRow).collect(),
+            usize::from(query.limit.get()),
+            |last: &ProjectRow| last.view().map(|view| query.sort.key_of(view)),
+        );
+        Ok(Slice {
+            items,
+            next: next.transpose()?,
+        })
     }
 
     /// The plan PostgreSQL chooses for the list statement of `query`, as
@@ -605,22 +614,38 @@ impl ListStatement {
     }
 }
 
-/// A row of `COLUMNS`, read by position (a name lookup per field was a
-/// visible share of a 20-row list).
-pub(crate) fn project_from_row(row: &Row) -> Result<Project, StoreError> {
-    let status: &str = row.try_get(4)?;
-    Ok(Project {
-        id: ProjectId::from_uuid(row.try_get(0)?),
-        owner_id: UserId::from_uuid(row.try_get(1)?),
-        name: row.try_get(2)?,
-        description: row.try_get(3)?,
-        status: status
-            .parse()
-            .map_err(|error| StoreError::Other(Box::new(error)))?,
-        version: row.try_get(5)?,
-        created_at: row.try_get(6)?,
-        updated_at: row.try_get(7)?,
-    })
+/// A project as the database sent it: a row of `COLUMNS`, read in place
+/// when it is used, so that a page's JSON is written from the rows without
+/// copying each name and description into a `Project` first.
+#[derive(Debug)]
+pub struct ProjectRow(Row);
+
+impl ProjectRow {
+    /// The project, borrowed from the row; read by position (a name lookup
+    /// per field was a visible share of a 20-row list).
+    pub fn view(&self) -> Result<ProjectView<'_>, StoreError> {
+        let row = &self.0;
+        Ok(ProjectView {
+            id: ProjectId::from_uuid(row.try_get(0)?),
+            owner_id: UserId::from_uuid(row.try_get(1)?),
+            name: row.try_get::<_, Text<'_>>(2)?.0,
+            description: row.try_get::<_, Option<Text<'_>>>(3)?.map(|text| text.0),
+            status: row.try_get::<_, Status>(4)?.0,
+            version: row.try_get(5)?,
+            created_at: row.try_get::<_, Instant>(6)?.0,
+            updated_at: row.try_get::<_, Instant>(7)?.0,
+        })
+    }
+
+    /// The project, owned.
+    pub fn to_project(&self) -> Result<Project, StoreError> {
+        Ok(self.view()?.to_project())
+    }
+}
+
+/// A row of `COLUMNS` as an owned `Project`.
+pub(crate) fn project_from_row(row: Row) -> Result<Project, StoreError> {
+    ProjectRow(row).to_project()
 }
 
 /// The project `INSERT` made of `project`: what the statement was given,
@@ -639,8 +664,8 @@ fn inserted(
         description: project.description.clone(),
         status: project.status,
         version: row.try_get(0)?,
-        created_at: row.try_get(1)?,
-        updated_at: row.try_get(2)?,
+        created_at: row.try_get::<_, Instant>(1)?.0,
+        updated_at: row.try_get::<_, Instant>(2)?.0,
     })
 }
 

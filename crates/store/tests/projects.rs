@@ -6,10 +6,10 @@ use std::collections::HashSet;
 
 use projects_domain::inputs::{NewProject, ProjectPatch};
 use projects_domain::{
-    Email, Limit, Project, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery, ProjectScope,
+    Email, Limit, ProjectAccess, ProjectId, ProjectKey, ProjectListQuery, ProjectScope,
     ProjectSort, ProjectStatus, Role, UserId,
 };
-use projects_store::{NewUser, PlanKind, ProjectUpdate, Store, StoreError};
+use projects_store::{NewUser, PlanKind, ProjectRow, ProjectUpdate, Store, StoreError};
 use projects_testkit::TestDb;
 
 async fn user(store: &Store, email: &str) -> UserId {
@@ -261,7 +261,11 @@ async fn lists_show_the_callers_projects_filtered_and_in_order() {
         .await
         .expect("create");
 
-    let names = |page: &[Project]| page.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    let names = |page: &[ProjectRow]| {
+        page.iter()
+            .map(|row| row.view().expect("a project").name.to_owned())
+            .collect::<Vec<_>>()
+    };
     let mine = ProjectScope::Owner(ada);
     let cases = [
         (
@@ -329,7 +333,7 @@ async fn lists_show_the_callers_projects_filtered_and_in_order() {
         everyone.next,
         Some(ProjectKey::Name {
             name: "bravo".into(),
-            id: everyone.items[1].id
+            id: everyone.items[1].view().expect("a project").id
         })
     );
     let rest = store
@@ -399,7 +403,8 @@ async fn a_walk_never_repeats_or_skips_a_row_that_existed_throughout() {
                 .list(owner(ada), &list_query, after.as_ref())
                 .await
                 .expect("list");
-            for project in &page.items {
+            for row in &page.items {
+                let project = row.view().expect("a project");
                 seen.push(project.id);
                 keys.push(sort.key_of(project));
             }
