@@ -125,22 +125,7 @@ pub fn timestamp(out: &mut Vec<u8>, value: &OffsetDateTime) {
 
 /// An integer in JSON.
 pub fn integer(out: &mut Vec<u8>, value: i64) {
-    let mut buffer = [0u8; 20];
-    let mut at = buffer.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        at -= 1;
-        // `rest % 10` is below 10.
-        buffer[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&buffer[at..]);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 impl<T: WriteJson> WriteJson for Page<T> {
