@@ -15,13 +15,22 @@
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use projects_domain::inputs::password_weakness;
 
 /// The most a child reads from its standard input: a password the rules
 /// allow is at most 128 characters, 512 bytes.
 const MAX_INPUT_BYTES: u64 = 4096;
+
+/// How long a child may take before it is killed: the request gave up at
+/// [`crate::STRENGTH_DEADLINE`] already, but a child that never ends would
+/// hold its blocking thread and its hashing permit for good.
+const CHILD_DEADLINE: Duration = crate::STRENGTH_DEADLINE;
+
+/// How often a running child is asked whether it has ended.
+const POLL_EVERY: Duration = Duration::from_millis(2);
 
 /// Where [`crate::PasswordHasher::weakness`] runs zxcvbn.
 #[derive(Debug, Clone, Default)]
@@ -78,15 +87,45 @@ fn in_child(program: &PathBuf, args: &[String], password: &str) -> io::Result<Op
             _ => {}
         }
     }
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
+    let status = wait_at_most(&mut child, CHILD_DEADLINE)?;
+    // The child has ended: its answer (a few hundred bytes at most) waits
+    // in the pipes.
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_end(&mut stdout)?;
+    }
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_end(&mut stderr)?;
+    }
+    if !status.success() {
         return Err(io::Error::other(format!(
-            "{}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+            "{status}: {}",
+            String::from_utf8_lossy(&stderr).trim()
         )));
     }
-    serde_json::from_slice(&output.stdout).map_err(io::Error::other)
+    serde_json::from_slice(&stdout).map_err(io::Error::other)
+}
+
+/// The child's exit status, or a `TimedOut` error once `limit` has passed,
+/// the child killed and reaped.
+fn wait_at_most(child: &mut Child, limit: Duration) -> io::Result<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            // Already gone if it ended in between; either way, reap it.
+            let _ = child.kill();
+            child.wait()?;
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {limit:?}: killed"),
+            ));
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
 }
 
 /// The child's side of [`StrengthEstimator::Child`]: reads a password from
@@ -170,5 +209,23 @@ mod tests {
         assert_eq!(missing.weakness("password"), weak);
         assert_eq!(shell("exit 3").weakness("password"), weak);
         assert_eq!(shell("printf 'not JSON'").weakness("password"), weak);
+    }
+
+    #[test]
+    fn a_child_that_does_not_end_is_killed_at_the_deadline() {
+        let mut child = Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs");
+        let started = Instant::now();
+        let error = wait_at_most(&mut child, Duration::from_millis(200)).expect_err("timed out");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // Killed and reaped: nothing left to wait for.
+        assert!(child.try_wait().expect("reaped").is_some());
     }
 }
