@@ -14,7 +14,8 @@ shutdown) is then the same in both runs, so
     instructions per request = (I(N2) - I(N1)) / (N2 - N1)
 
 counts the user-space instructions of one request in every thread of the
-server. Unlike timings, that figure hardly moves from run to run, so it can
+server. `--profile` adds where they go: the same difference taken per
+function (callgrind_annotate's self cost), the costliest first. Unlike timings, that figure hardly moves from run to run, so it can
 gate regressions in CI: `--check` fails when a scenario grows by more than
 `--tolerance` percent over the committed baseline (bench/instructions-baseline.json).
 """
@@ -61,6 +62,19 @@ UNCOUNTED = "once_cell::imp::OnceCell*::initialize::{{closure}}"
 # request metrics. `--env RUST_LOG=warn --env METRICS_ADDR=off` counts
 # without them.
 PRODUCTION_ENV = {"RUST_LOG": "info", "METRICS_ADDR": "127.0.0.1:0"}
+# How the counted server's glibc copies and clears memory. Its memcpy and
+# memset use `rep movsb` / `rep stosb` for blocks of a few KiB and more (the
+# thresholds depend on the CPU), and callgrind counts every byte such an
+# instruction moves as one instruction executed, where the CPU runs the whole
+# repetition as one instruction: clearing actix-http's two 3 KiB header
+# tables for each request counted 6,100 "instructions" (a 3 KiB memset
+# counts 3,073 with `rep stosb` and 170 as the vector loop). With these
+# thresholds out of reach, glibc takes its vector loops, whose instructions
+# are counted as the CPU runs them: the count then follows the work, not the
+# bytes. Only the counted server gets this; production keeps glibc's choice.
+# `--rep-strings` counts with glibc's own choice.
+VECTOR_STRINGS_ENV = {"GLIBC_TUNABLES": "glibc.cpu.x86_rep_movsb_threshold=1073741824:"
+                                        "glibc.cpu.x86_rep_stosb_threshold=1073741824"}
 # Created projects would change what `list` returns: it runs before create.
 ORDER = ["health", "get", "list", "patch", "create"]
 
@@ -122,6 +136,58 @@ def callgrind_total(path: Path) -> int:
         if found:
             return int(found.group(1))
     raise RuntimeError(f"no totals in {path}")
+
+
+def function_costs(path: Path) -> dict[str, int]:
+    """Self instructions per function of a callgrind output file."""
+    text = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100",
+                           "--auto=no", str(path)],
+                          capture_output=True, text=True, check=True).stdout
+    costs: dict[str, int] = {}
+    table_started = False
+    for line in text.splitlines():
+        if not table_started:
+            table_started = line.strip().startswith("Ir") and "function" in line
+            continue
+        # `1,234 ( 0.56%)  file:function [object]`: the file's lines of a
+        # function (its own and what was inlined into it) add up.
+        found = re.match(r"^\s*([\d,]+)\s+(?:\(\s*[\d.]+%\)\s+)?([^:]*):(\S.*)$", line)
+        if found:
+            name = re.sub(r"\s+\[[^\]]*\]$", "", found.group(3))
+            costs[name] = costs.get(name, 0) + int(found.group(1).replace(",", ""))
+    return costs
+
+
+def profile(scenario: str, workdir: Path, n1: int, n2: int, top: int) -> str:
+    """The `top` functions by self instructions per request (the N2 run's
+    minus the N1 run's, over N2 - N1), as a Markdown table."""
+    long = function_costs(workdir / f"callgrind.{scenario}.{n2}.out")
+    short = function_costs(workdir / f"callgrind.{scenario}.{n1}.out")
+    per = {name: (cost - short.get(name, 0)) / (n2 - n1) for name, cost in long.items()}
+    rows = sorted(per.items(), key=lambda item: -item[1])[:top]
+    crates: dict[str, float] = {}
+    for name, cost in per.items():
+        crates[crate_of(name)] = crates.get(crate_of(name), 0) + cost
+    lines = [f"Self instructions per request by function, {scenario} "
+             f"(top {top}; total {sum(per.values()):,.0f}):", "",
+             "| instructions | function |", "| ---: | --- |"]
+    for name, cost in rows:
+        shown = name if len(name) <= 160 else name[:157] + "..."
+        lines.append(f"| {cost:,.0f} | `{shown.replace('|', '/')}` |")
+    lines += ["", f"By crate ({scenario}):", "", "| instructions | crate |", "| ---: | --- |"]
+    for crate, cost in sorted(crates.items(), key=lambda item: -item[1]):
+        if abs(cost) >= 100:
+            lines.append(f"| {cost:,.0f} | {crate} |")
+    return "\n".join(lines) + "\n"
+
+
+def crate_of(function: str) -> str:
+    """The crate a demangled function name starts with (`<actix_http::h1::Codec
+    as ...>::encode` is actix_http's); C functions (malloc, memcpy) are libc's.
+    Generic code is named after where it was defined (`core::ptr::drop_in_place<T>`
+    is core's), not after T."""
+    found = re.match(r"^[<&\s]*(?:mut\s+|dyn\s+)?([A-Za-z_][A-Za-z0-9_]*)::", function)
+    return found.group(1) if found else "libc and other C"
 
 
 def measure(args, db_url: str, secret: str, scenario: str, count: int, token: str,
@@ -245,11 +311,17 @@ def main() -> int:
     parser.add_argument("--name", help="results file name (default instructions-DATE-COMMIT)")
     parser.add_argument("--commit", help="the commit the binary was built from (default: this "
                                          "checkout's HEAD, +dirty when its sources changed)")
+    parser.add_argument("--rep-strings", action="store_true",
+                        help="count with glibc's rep movsb/stosb (callgrind counts those per byte)")
+    parser.add_argument("--profile", type=int, nargs="?", const=40, default=0, metavar="TOP",
+                        help="print each scenario's TOP (40) costliest functions per request")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a server variable over the counted environment (RUST_LOG=info, "
                              "METRICS_ADDR=127.0.0.1:0, else bench.py's), e.g. RUST_LOG=warn")
     args = parser.parse_args()
-    args.env_vars = {**PRODUCTION_ENV, **dict(item.split("=", 1) for item in args.env)}
+    method_env = {} if args.rep_strings else VECTOR_STRINGS_ENV
+    args.env_vars = {**PRODUCTION_ENV, **method_env,
+                     **dict(item.split("=", 1) for item in args.env)}
     scenarios = args.scenarios.split(",") if args.scenarios else ORDER
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
@@ -271,6 +343,8 @@ def main() -> int:
         baseline = json.loads(args.baseline.read_text()) if args.baseline.exists() else None
         for scenario in scenarios:
             results[scenario] = count_scenario(args, db_url, secret, scenario, token, ids, workdir)
+            if args.profile:
+                print(profile(scenario, workdir, args.n1, args.n2, args.profile), flush=True)
             # Under --check, a scenario over the line is counted once more
             # and the lower count judged: a regression shows in both runs,
             # while the one-off extra work of a run (actix reading a request
