@@ -100,7 +100,10 @@ fn main() -> ExitCode {
             if config.server.migrate_on_start {
                 // In a child of this binary, before the runtime starts: the
                 // migration code and SQL leave with it (see migrate_child).
-                let migrated = migrate_child::own_binary()
+                // Its path, not `/proc/self/exe`: under valgrind (`just bench
+                // --instructions`) that names valgrind's tool, which refuses
+                // to run; the file was exec'd a moment ago.
+                let migrated = std::env::current_exe()
                     .context("cannot find this binary to run `migrate`")
                     .and_then(|program| migrate_child::migrate(&program));
                 if let Err(error) = migrated {
