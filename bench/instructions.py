@@ -223,6 +223,46 @@ def measure(args, db_url: str, secret: str, scenario: str, count: int, token: st
     return callgrind_total(out), served
 
 
+FLOOR_EXAMPLE = "actix_floor"
+
+
+def count_floor(args, workdir: Path) -> dict:
+    """`GET /health/live` on actix-web alone (bin/projects-api/examples/
+    actix_floor.rs: one worker, one route, the same body), counted like a
+    scenario: what the framework costs before the server adds anything."""
+    say(f"building the {FLOOR_EXAMPLE} example (release)")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "projects-api", "--example",
+                    FLOOR_EXAMPLE], cwd=ROOT, check=True)
+    binary = args.binary.resolve().parent / "examples" / FLOOR_EXAMPLE
+    totals = {}
+    for count in (args.n2, args.n1):
+        out = workdir / f"callgrind.floor.{count}.out"
+        out.unlink(missing_ok=True)
+        port = bench.free_port()
+        env = {**os.environ, **args.env_vars, "BIND_ADDR": f"127.0.0.1:{port}"}
+        process = subprocess.Popen(["valgrind", "--tool=callgrind", "--quiet",
+                                    f"--callgrind-out-file={out}", str(binary)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    bench.http(f"http://127.0.0.1:{port}", "GET", "/health/live", timeout=2)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError(f"{FLOOR_EXAMPLE} did not answer")
+                    time.sleep(0.2)
+            Driver("health", "", ["-"]).run(port, count)
+        finally:
+            process.send_signal(15)
+            process.wait(timeout=60)
+        totals[count] = callgrind_total(out)
+    per = round((totals[args.n2] - totals[args.n1]) / (args.n2 - args.n1))
+    say(f"floor (actix-web alone): {per:,} instructions per request")
+    return {"per_request": per, "total_n1": totals[args.n1], "total_n2": totals[args.n2]}
+
+
 def seed(args, db_url: str, secret: str, workdir: Path) -> tuple[str, list[str]]:
     """Migrates and seeds the database through a native server (argon2 under
     valgrind would take minutes); returns user 0's token and project ids."""
@@ -311,6 +351,9 @@ def main() -> int:
     parser.add_argument("--name", help="results file name (default instructions-DATE-COMMIT)")
     parser.add_argument("--commit", help="the commit the binary was built from (default: this "
                                          "checkout's HEAD, +dirty when its sources changed)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also count GET /health/live on actix-web alone (the "
+                             f"{FLOOR_EXAMPLE} example): the framework's floor")
     parser.add_argument("--rep-strings", action="store_true",
                         help="count with glibc's rep movsb/stosb (callgrind counts those per byte)")
     parser.add_argument("--profile", type=int, nargs="?", const=40, default=0, metavar="TOP",
@@ -337,6 +380,7 @@ def main() -> int:
     bench.psql(args.database_url, f'CREATE DATABASE "{INSTR_DB}"')
     secret = secrets.token_hex(32)
     results: dict[str, dict] = {}
+    floor: dict = {}
     started = time.monotonic()
     try:
         token, ids = seed(args, db_url, secret, workdir)
@@ -355,6 +399,10 @@ def main() -> int:
                 again = count_scenario(args, db_url, secret, scenario, token, ids, workdir)
                 if again["per_request"] < results[scenario]["per_request"]:
                     results[scenario] = again
+        if args.floor:
+            floor = count_floor(args, workdir)
+            if args.profile:
+                print(profile("floor", workdir, args.n1, args.n2, args.profile), flush=True)
     finally:
         bench.psql(args.database_url, f'DROP DATABASE IF EXISTS "{INSTR_DB}" WITH (FORCE)')
 
@@ -377,6 +425,11 @@ def main() -> int:
         "scenarios": results,
     }
     text = table(results, baseline, args.tolerance)
+    if args.floor:
+        report["floor"] = floor
+        text += (f"\nThe floor: `GET /health/live` on actix-web alone (`{FLOOR_EXAMPLE}` "
+                 f"example, no middleware, logs or metrics): {floor['per_request']:,} "
+                 "instructions per request.\n")
     print(text)
     if args.check:
         name = None
