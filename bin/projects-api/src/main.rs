@@ -10,6 +10,7 @@ mod healthcheck;
 mod json_log;
 mod jwt_secret;
 mod metrics_listener;
+mod migrate_child;
 mod periodic;
 mod server;
 mod telemetry;
@@ -17,6 +18,7 @@ mod worker;
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
@@ -95,6 +97,20 @@ fn main() -> ExitCode {
         }
         Command::Serve => Config::from_env().map(|config| {
             telemetry::init(config.server.log_format);
+            if config.server.migrate_on_start {
+                // In a child of this binary, before the runtime starts: the
+                // migration code and SQL leave with it (see migrate_child).
+                // Its path, not `/proc/self/exe`: under valgrind (`just bench
+                // --instructions`) that names valgrind's tool, which refuses
+                // to run; the file was exec'd a moment ago.
+                let migrated = std::env::current_exe()
+                    .context("cannot find this binary to run `migrate`")
+                    .and_then(|program| migrate_child::migrate(&program));
+                if let Err(error) = migrated {
+                    tracing::error!(error = format!("{error:#}"), "command failed");
+                    return ExitCode::FAILURE;
+                }
+            }
             run(server::serve(config))
         }),
         Command::Migrate => {

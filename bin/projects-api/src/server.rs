@@ -32,12 +32,7 @@ const IDEMPOTENCY_CLEANUP_PERIOD: Duration = Duration::from_secs(300);
 /// On Linux through `/proc/self/exe`: this very binary, even after an
 /// upgrade replaced its file.
 fn strength_estimator() -> StrengthEstimator {
-    let program = if cfg!(target_os = "linux") {
-        Some("/proc/self/exe".into())
-    } else {
-        std::env::current_exe().ok()
-    };
-    program.map_or(StrengthEstimator::InProcess, |program| {
+    crate::migrate_child::own_binary().map_or(StrengthEstimator::InProcess, |program| {
         StrengthEstimator::Child {
             program,
             args: vec!["password-strength".into()],
@@ -54,12 +49,6 @@ pub async fn migrate(database: StoreConfig) -> anyhow::Result<()> {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    if config.server.migrate_on_start {
-        // On a pool of its own, closed before serving: a connection's task
-        // runs on the runtime that opened it, and one opened here would
-        // make every later query on it cross threads.
-        migrate(config.database.clone()).await?;
-    }
     // actix's own default: one worker per core.
     let workers = config.server.http_workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)

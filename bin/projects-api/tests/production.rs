@@ -7,6 +7,7 @@ mod production {
     pub mod cluster;
     pub mod database_failure;
     pub mod mail;
+    pub mod migrate_on_start;
     pub mod password_strength;
     pub mod server;
     pub mod shutdown;

@@ -55,11 +55,21 @@ impl Server {
         Self::start_command(command, database_url, vars).await
     }
 
-    async fn start_command(
-        mut command: Command,
-        database_url: &str,
-        vars: &[(&str, &str)],
-    ) -> Self {
+    async fn start_command(command: Command, database_url: &str, vars: &[(&str, &str)]) -> Self {
+        let server = Self::spawn_command(command, database_url, vars);
+        server.wait_until_live().await;
+        server
+    }
+
+    /// [`Server::start`] without waiting for it to answer: for a server
+    /// that is expected to refuse to start.
+    pub fn spawn(database_url: &str, vars: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_projects-api"));
+        command.arg("serve");
+        Self::spawn_command(command, database_url, vars)
+    }
+
+    fn spawn_command(mut command: Command, database_url: &str, vars: &[(&str, &str)]) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         command
             // Away from the repository, so that no .env is read.
@@ -92,14 +102,12 @@ impl Server {
                 sink.lock().expect("logs").push(line);
             }
         });
-        let server = Self {
+        Self {
             child,
             addr,
             logs,
             reader: Some(reader),
-        };
-        server.wait_until_live().await;
-        server
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
