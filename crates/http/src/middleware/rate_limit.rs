@@ -47,7 +47,11 @@ pub async fn rate_limit<B: MessageBody + 'static>(
     }
     let limits = Arc::clone(limits);
     let client = ClientIp::of(&req, limits.trusted_proxies()).0;
-    let Some(standing) = limits.check(client, scope).await else {
+    // Boxed: its future (the store's round trip) would otherwise be part of
+    // every request's future, limited or not, and that future is moved
+    // whole into the box the outer layer's `Next` makes (a few KiB copied
+    // per request, with the limits off too).
+    let Some(standing) = Box::pin(limits.check(client, scope)).await else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     if let Some(retry_after) = standing.retry_after {
