@@ -68,7 +68,7 @@ pub fn app(
 
 /// Unknown paths answer 404 in the same problem format as everything else;
 /// a known path with a method it lacks answers 405 with `Allow`.
-pub(crate) async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     match crate::route_table::allowed_methods(req.path()) {
         Some(allow) => Err(ApiError::MethodNotAllowed { allow }),
         None => Err(ApiError::NotFound),

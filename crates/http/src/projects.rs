@@ -45,7 +45,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// (the method macros), a PATCH ran it twice and a DELETE three times: each
 /// earlier resource matched the path and was then refused by its method
 /// guard (~2,500 instructions a run). A method the path lacks still goes to
-/// the application's 405 with `Allow`.
+/// the application's default service (a resource without one of its own
+/// falls back to it): 405 with `Allow`.
 struct ProjectById;
 
 impl HttpServiceFactory for ProjectById {
@@ -54,7 +55,6 @@ impl HttpServiceFactory for ProjectById {
             .route(web::get().to(get_one))
             .route(web::patch().to(update))
             .route(web::delete().to(remove))
-            .default_service(web::to(crate::app::not_found))
             .register(config);
     }
 }

@@ -231,9 +231,9 @@ async fn served_routes(
                 .method(Method::from_bytes(method.as_bytes()).expect("a method"))
                 .uri(&instance(&pattern))
                 .to_request();
-            // A resource that has the path but not the method answers 405
-            // itself (`/api/v1/projects/{id}` is one resource with a route
-            // per method): that method is not served either.
+            // A path served for other methods may answer 405 (the app's
+            // 405 with `Allow`; `/api/v1/projects/{id}` is one resource with
+            // a route per method): that method is not served either.
             let status = test::call_service(&service, request).await.status();
             if status != NO_ROUTE && status != StatusCode::METHOD_NOT_ALLOWED {
                 methods.insert(method);
