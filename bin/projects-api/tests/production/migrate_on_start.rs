@@ -79,14 +79,7 @@ async fn a_failing_migration_stops_the_server_before_it_serves_and_says_why() {
         "nothing listens"
     );
     // Nothing of the history was recorded either.
-    let history: Option<String> = db
-        .client()
-        .await
-        .query_one("SELECT to_regclass('refinery_schema_history')::text", &[])
-        .await
-        .expect("query")
-        .get(0);
-    let recorded: i64 = match history {
+    let recorded: i64 = match history_table(&db).await {
         Some(_) => db
             .client()
             .await
@@ -106,12 +99,15 @@ async fn without_migrate_on_start_an_empty_database_stays_empty() {
     // Whatever the server then does with the missing tables (it may exit
     // or serve), no migration is run for it in this time.
     let _ = server.wait(Duration::from_secs(5)).await;
-    let history: Option<String> = db
-        .client()
+    assert_eq!(history_table(&db).await, None);
+}
+
+/// The migration history's table, when it exists.
+async fn history_table(db: &TestDb) -> Option<String> {
+    db.client()
         .await
         .query_one("SELECT to_regclass('refinery_schema_history')::text", &[])
         .await
         .expect("query")
-        .get(0);
-    assert_eq!(history, None);
+        .get(0)
 }
