@@ -8,20 +8,10 @@
 //! The child shares the server's standard error, environment and working
 //! directory, so its log lines and its configuration are the server's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
-
-/// This very binary: `/proc/self/exe` on Linux (the running file, even
-/// after an upgrade replaced it on disk), else what the OS reports.
-pub fn own_binary() -> Option<PathBuf> {
-    if cfg!(target_os = "linux") {
-        Some("/proc/self/exe".into())
-    } else {
-        std::env::current_exe().ok()
-    }
-}
 
 /// Runs `program migrate` and waits for it. An error when it cannot be
 /// started or does not succeed: the caller must not serve then, since the
@@ -77,14 +67,5 @@ mod tests {
     fn a_child_that_succeeds_is_ok() {
         // `true migrate` exits 0.
         migrate(Path::new("true")).expect("true succeeds");
-    }
-
-    #[test]
-    fn the_own_binary_is_this_process() {
-        let own = own_binary().expect("a path");
-        assert_eq!(
-            std::fs::canonicalize(own).expect("resolves"),
-            std::fs::canonicalize(std::env::current_exe().expect("current_exe")).expect("resolves")
-        );
     }
 }

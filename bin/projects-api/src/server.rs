@@ -1,5 +1,6 @@
 //! `serve` and `migrate`: the HTTP server with graceful shutdown.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -32,12 +33,22 @@ const IDEMPOTENCY_CLEANUP_PERIOD: Duration = Duration::from_secs(300);
 /// On Linux through `/proc/self/exe`: this very binary, even after an
 /// upgrade replaced its file.
 fn strength_estimator() -> StrengthEstimator {
-    crate::migrate_child::own_binary().map_or(StrengthEstimator::InProcess, |program| {
+    own_binary().map_or(StrengthEstimator::InProcess, |program| {
         StrengthEstimator::Child {
             program,
             args: vec!["password-strength".into()],
         }
     })
+}
+
+/// This very binary: `/proc/self/exe` on Linux (the running file, even
+/// after an upgrade replaced it on disk), else what the OS reports.
+fn own_binary() -> Option<PathBuf> {
+    if cfg!(target_os = "linux") {
+        Some("/proc/self/exe".into())
+    } else {
+        std::env::current_exe().ok()
+    }
 }
 
 pub async fn migrate(database: StoreConfig) -> anyhow::Result<()> {
@@ -302,4 +313,18 @@ async fn start_background(config: &Config, state: &AppState) -> anyhow::Result<B
         },
     ));
     Ok(Background { store, tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_own_binary_is_this_process() {
+        let own = own_binary().expect("a path");
+        assert_eq!(
+            std::fs::canonicalize(own).expect("resolves"),
+            std::fs::canonicalize(std::env::current_exe().expect("current_exe")).expect("resolves")
+        );
+    }
 }
