@@ -24,6 +24,7 @@ mod pool;
 mod prepared;
 mod projects;
 mod sessions;
+mod shared_reads;
 mod statement;
 mod transaction;
 mod users;

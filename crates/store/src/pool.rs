@@ -18,6 +18,7 @@ use tokio_postgres::NoTls;
 
 use crate::StoreError;
 use crate::prepared::Prepared;
+use crate::shared_reads::{Reader, SharedReads};
 use crate::statement::{Conn, Session, SlowQuery, Sql};
 
 /// A pooled connection idle at least this long is checked with a round
@@ -109,6 +110,8 @@ pub struct PoolStatus {
 pub struct Store {
     /// Every shard of the pool; at least one.
     shards: Arc<[Pool]>,
+    /// The connection each shard's point reads share (same indexes).
+    shared_reads: Arc<[SharedReads]>,
     /// The shard this handle takes its connections from.
     home: usize,
     pub(crate) slow: SlowQuery,
@@ -132,15 +135,17 @@ impl Store {
         };
         let session = Arc::new(Session::new(config.prepared_statements, config.timeout));
         let shards = config.shards.clamp(1, config.pool_size.max(1));
-        let shards = (0..shards)
-            .map(|index| {
-                // Sizes differ by at most one and add up to `pool_size`.
-                let size =
-                    config.pool_size / shards + usize::from(index < config.pool_size % shards);
-                build_pool(pg.clone(), size, config.timeout, session.clone())
-            })
+        // Sizes differ by at most one and add up to `pool_size`.
+        let sizes: Vec<usize> = (0..shards)
+            .map(|index| config.pool_size / shards + usize::from(index < config.pool_size % shards))
+            .collect();
+        let shared_reads = sizes.iter().map(|&size| SharedReads::new(size)).collect();
+        let shards = sizes
+            .into_iter()
+            .map(|size| build_pool(pg.clone(), size, config.timeout, session.clone()))
             .collect::<Result<Arc<[Pool]>, StoreError>>()?;
         Ok(Self {
+            shared_reads,
             shards,
             home: 0,
             slow: SlowQuery {
@@ -173,9 +178,33 @@ impl Store {
     /// find a free connection at once; only one that has to wait sets the
     /// timer.
     pub(crate) async fn client(&self) -> Result<Conn<'_>, StoreError> {
+        Ok(Conn::new(self.checkout().await?, &self.session))
+    }
+
+    /// A connection for a read of one row by its key, shared with the
+    /// other such reads of this shard in flight (`shared_reads`), or
+    /// checked out as by [`Store::client`] when none is.
+    pub(crate) async fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        let shared = &self.shared_reads[self.home];
+        let may_share = shared.enabled() && Reader::may_share(&self.session);
+        if may_share && let Some(pooled) = shared.join() {
+            return Ok(Reader::shared(pooled, &self.session));
+        }
+        let pooled = self.checkout().await?;
+        // Asked again after the checkout: opening a connection may have
+        // found a pooler, and that connection carries no timeouts.
+        if !may_share || !Reader::may_share(&self.session) {
+            return Ok(Reader::own(pooled, &self.session));
+        }
+        let pooled = Arc::new(pooled);
+        shared.offer(&pooled);
+        Ok(Reader::shared(pooled, &self.session))
+    }
+
+    async fn checkout(&self) -> Result<Pooled, StoreError> {
         let pool = &self.shards[self.home];
         match within(self.timeout, || pool.get()).await {
-            Some(client) => Ok(Conn::new(client?, &self.session)),
+            Some(client) => Ok(client?),
             None => Err(StoreError::Unavailable(
                 "no database connection in time".into(),
             )),

@@ -313,12 +313,14 @@ impl Projects<'_> {
         access: ProjectAccess,
         id: ProjectId,
     ) -> Result<ProjectRow, StoreError> {
-        let client = self.store.client().await?;
+        // A read by primary key: it may share a connection with the other
+        // reads of this worker in flight (`shared_reads`).
+        let reader = self.store.reader().await?;
         let row = self
             .store
             .slow
             .query_one(
-                &client,
+                &reader,
                 &FIND,
                 &[id.as_uuid(), access.caller.as_uuid(), &access.admin],
             )

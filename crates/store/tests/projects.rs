@@ -116,6 +116,41 @@ async fn a_project_is_visible_to_its_owner_and_admins_only() {
     ));
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_reads_each_get_their_own_project() {
+    // Reads in flight share a connection and their statements are
+    // pipelined on it: each must still get its own answer, and a missing
+    // or hidden project among them must not shift the others'.
+    let db = TestDb::new().await;
+    let store = db.store();
+    let ada = user(store, "ada@example.com").await;
+    let bob = user(store, "bob@example.com").await;
+    let mut created = Vec::new();
+    for n in 0..40 {
+        let by = if n % 4 == 3 { bob } else { ada };
+        let project = store
+            .projects()
+            .create(by, &new_project(&format!("Project {n}")))
+            .await
+            .expect("create");
+        created.push(project);
+    }
+    let projects = store.projects();
+    let reads = created
+        .iter()
+        .map(|project| projects.find(owner(ada), project.id));
+    let missing_read = projects.find(owner(ada), ProjectId::new());
+    let (found, missing_found) = tokio::join!(futures_util::future::join_all(reads), missing_read);
+    assert!(matches!(missing_found, Err(StoreError::NotFound)));
+    for (project, found) in created.iter().zip(found) {
+        if project.owner_id == ada {
+            assert_eq!(found.ok().as_ref(), Some(project));
+        } else {
+            assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn updates_change_only_what_is_sent_and_bump_the_version() {
     let db = TestDb::new().await;
