@@ -282,7 +282,8 @@ def wrk(base: str, scenario: str, workdir: Path, connections: int, seconds: floa
         threads: int = 2) -> dict:
     threads = max(1, min(threads, connections))
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
-           "--timeout", "10s", "-s", str(LUA), base, "--", scenario, str(workdir)]
+           "--timeout", "10s", "-s", str(LUA), base, "--", scenario, str(workdir),
+           str(threads)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
@@ -496,7 +497,8 @@ def row(scenario: str, connections: int, result: dict, sampler: Sampler) -> dict
         "rps": round(result["rps"], 1),
         "latency_ms": {k: round(v / 1000, 3) for k, v in result["latency_us"].items()},
         "errors": result["error_count"],
-        "error_detail": result["errors"],
+        "error_detail": result["errors"] | (
+            {"statuses": result["failed_statuses"].split()} if result.get("failed_statuses") else {}),
         "peak_rss_mib": round(sampler.peak_kib / 1024, 1),
         "cpu_seconds": round(sampler.cpu, 2),
         "cpu_seconds_per_1k": round(sampler.cpu / requests * 1000, 4) if requests else None,

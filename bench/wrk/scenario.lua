@@ -1,6 +1,6 @@
 -- wrk script for every bench scenario (bench/bench.py runs it).
 --
---   wrk ... -s bench/wrk/scenario.lua URL -- SCENARIO WORKDIR
+--   wrk ... -s bench/wrk/scenario.lua URL -- SCENARIO WORKDIR THREADS
 --
 -- WORKDIR holds what bench.py prepared:
 --   tokens.txt  line k+1 = an access token of bench user k
@@ -16,10 +16,15 @@ local scenario, tokens, ids, owners, logins
 local next_login = 0
 local counter = 0
 
--- Each thread gets its own seed, so threads do not replay one sequence.
+-- Each thread gets its own seed, so threads do not replay one sequence,
+-- and its index (for the logins, below).
+local threads_seen = {}
+
 function setup(thread)
+   threads_seen[#threads_seen + 1] = thread
    counter = counter + 1
    thread:set("seed", counter * 7919 + os.time())
+   thread:set("index", counter - 1)
 end
 
 local function lines(path)
@@ -44,11 +49,23 @@ function init(args)
       return
    end
    if scenario == "login" then
+      -- Thread t of n logs in the users t, t + n, t + 2n, …: two threads
+      -- never hold logins of one account at once, which the server's
+      -- per-account throttle would answer with 429 from the third
+      -- concurrent check on.
+      local threads = tonumber(args[3]) or 1
       logins = {}
       for i, body in ipairs(lines(dir .. "/logins.txt")) do
-         logins[i] = wrk.format("POST", "/api/v1/auth/login", json_headers, body)
+         if (i - 1) % threads == (index or 0) % threads then
+            logins[#logins + 1] = wrk.format("POST", "/api/v1/auth/login", json_headers, body)
+         end
       end
       next_login = math.random(#logins)
+      -- Logins are few per second: worth saying which status an error had.
+      bad = ""
+      response = function(status)
+         if status >= 400 then bad = bad .. status .. " " end
+      end
       return
    end
    tokens = {}
@@ -102,12 +119,18 @@ end
 
 function done(summary, latency, requests)
    local e = summary.errors
+   -- The statuses of the failed logins, if any ("429 429 503 ").
+   local bad = ""
+   for _, thread in ipairs(threads_seen) do
+      bad = bad .. (thread:get("bad") or "")
+   end
    io.write(string.format(
       'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,' ..
       '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+      '"failed_statuses":"%s",' ..
       '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"max":%d}}\n',
       summary.requests, summary.duration, summary.bytes,
-      e.connect, e.read, e.write, e.status, e.timeout,
+      e.connect, e.read, e.write, e.status, e.timeout, bad,
       latency.mean, latency:percentile(50), latency:percentile(90),
       latency:percentile(99), latency.max))
 end
