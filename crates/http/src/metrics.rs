@@ -81,13 +81,21 @@ const REVOCATION_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often the recorder folds the histograms' samples into their
+/// buckets. Until then it keeps every sample (16 bytes each): unscraped,
+/// the latency histogram alone grew by 16 bytes per request for good
+/// (556 KB after 34,000 requests under massif).
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Whether this module's recorder is installed (`METRICS_ADDR` not off).
 pub(crate) fn recorder_installed() -> bool {
     HANDLE.get().is_some()
 }
 
 /// Installs the process-wide Prometheus recorder (once; later calls return
-/// the same handle) and describes every metric of the service.
+/// the same handle), describes every metric of the service, and starts the
+/// thread that folds the histograms' samples every [`UPKEEP_EVERY`]
+/// (the scrape folds them too, but nothing says one comes).
 ///
 /// # Panics
 ///
@@ -110,6 +118,18 @@ pub fn install_recorder() -> PrometheusHandle {
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
+            let upkeep = handle.clone();
+            // A thread rather than a task: the recorder outlives every
+            // runtime, and the work is a few microseconds a second.
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("the metrics upkeep thread starts");
             handle
         })
         .clone()
