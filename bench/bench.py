@@ -498,7 +498,7 @@ def row(scenario: str, connections: int, result: dict, sampler: Sampler) -> dict
         "latency_ms": {k: round(v / 1000, 3) for k, v in result["latency_us"].items()},
         "errors": result["error_count"],
         "error_detail": result["errors"] | (
-            {"statuses": result["failed_statuses"].split()} if result.get("failed_statuses") else {}),
+            {"statuses": result["failed_statuses"]} if result.get("failed_statuses") else {}),
         "peak_rss_mib": round(sampler.peak_kib / 1024, 1),
         "cpu_seconds": round(sampler.cpu, 2),
         "cpu_seconds_per_1k": round(sampler.cpu / requests * 1000, 4) if requests else None,

@@ -61,10 +61,11 @@ function init(args)
          end
       end
       next_login = math.random(#logins)
-      -- Logins are few per second: worth saying which status an error had.
-      bad = ""
+      -- Logins are few per second: worth saying which status an error had
+      -- (counted per status: a refusing server answers thousands a second).
+      bad = {}
       response = function(status)
-         if status >= 400 then bad = bad .. status .. " " end
+         if status >= 400 then bad[status] = (bad[status] or 0) + 1 end
       end
       return
    end
@@ -119,15 +120,22 @@ end
 
 function done(summary, latency, requests)
    local e = summary.errors
-   -- The statuses of the failed logins, if any ("429 429 503 ").
-   local bad = ""
+   -- How many failed logins had each status: {"429":2,"503":1}.
+   local counts = {}
    for _, thread in ipairs(threads_seen) do
-      bad = bad .. (thread:get("bad") or "")
+      for status, n in pairs(thread:get("bad") or {}) do
+         counts[status] = (counts[status] or 0) + n
+      end
    end
+   local parts = {}
+   for status, n in pairs(counts) do
+      parts[#parts + 1] = string.format('"%d":%d', status, n)
+   end
+   local bad = "{" .. table.concat(parts, ",") .. "}"
    io.write(string.format(
       'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,' ..
       '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-      '"failed_statuses":"%s",' ..
+      '"failed_statuses":%s,' ..
       '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"max":%d}}\n',
       summary.requests, summary.duration, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout, bad,

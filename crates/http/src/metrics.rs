@@ -101,6 +101,8 @@ pub(crate) fn recorder_installed() -> bool {
 ///
 /// If another `metrics` recorder was installed first: that is a
 /// programming error, and metrics would silently go nowhere otherwise.
+/// Also if the upkeep thread cannot start (at start-up, out of threads):
+/// without it the recorder would grow with every request.
 pub fn install_recorder() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
