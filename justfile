@@ -174,7 +174,7 @@ migrate:
     export DATABASE_URL
     cargo run -p projects-api -- migrate
 
-# Load benchmark against pgbench ceilings (release build; `--quick` for a smoke run); see bench/README.md
+# Load benchmark against pgbench ceilings (release build; `--quick` for a smoke run; `--instructions [--check]`: instructions per request under callgrind; `--layout`: the linker's symbol order); see bench/README.md
 bench *args:
     bench/run.sh "$@"
 

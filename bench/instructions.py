@@ -75,6 +75,9 @@ PRODUCTION_ENV = {"RUST_LOG": "info", "METRICS_ADDR": "127.0.0.1:0"}
 # `--rep-strings` counts with glibc's own choice.
 VECTOR_STRINGS_ENV = {"GLIBC_TUNABLES": "glibc.cpu.x86_rep_movsb_threshold=1073741824:"
                                         "glibc.cpu.x86_rep_stosb_threshold=1073741824"}
+# Under --check, the share of bin/projects-api/symbol-order.txt that must
+# name functions of the binary (all of it, when freshly generated).
+LAYOUT_MIN_SHARE = 0.9
 # Created projects would change what `list` returns: it runs before create.
 ORDER = ["health", "get", "list", "patch", "create"]
 
@@ -425,6 +428,13 @@ def main() -> int:
         "scenarios": results,
     }
     text = table(results, baseline, args.tolerance)
+    # The linker's symbol order (bench/layout.py): a toolchain or dependency
+    # update renames the functions, and the order silently stops working.
+    import layout  # noqa: E402  (it imports this module)
+    found, listed = layout.coverage(args.binary)
+    report["symbol_order"] = {"listed": listed, "in_binary": found}
+    text += (f"\nSymbol order (bin/projects-api/symbol-order.txt): {found:,} of the {listed:,} "
+             "functions listed are in this binary.\n")
     if args.floor:
         report["floor"] = floor
         text += (f"\nThe floor: `GET /health/live` on actix-web alone (`{FLOOR_EXAMPLE}` "
@@ -454,6 +464,11 @@ def main() -> int:
         over = [f"{scenario} {r['per_request']:,} vs {baseline['scenarios'][scenario]['per_request']:,}"
                 for scenario, r in results.items()
                 if over_baseline(r, scenario, baseline, args.tolerance)]
+        if found < listed * LAYOUT_MIN_SHARE:
+            say(f"FAILED: only {found:,} of the {listed:,} functions in "
+                "bin/projects-api/symbol-order.txt are in this binary (a toolchain or dependency "
+                "update renamed them): regenerate it with `just bench --layout`, rebuild, commit")
+            return 1
         if over:
             say(f"FAILED: more than {args.tolerance:g} % over the baseline "
                 f"({baseline.get('commit')}): {'; '.join(over)}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `just bench [--quick] [bench.py options]`, or `just bench --instructions
-# [--check] [instructions.py options]`: installs what the bench needs
+# [--check] [instructions.py options]`, or `just bench --layout` (the
+# linker's symbol order, bench/layout.py): installs what the bench needs
 # when it is missing (wrk from Debian, pgbench and psql from the PostgreSQL
 # client), builds the release server, finds or starts a PostgreSQL through
 # scripts/db, and hands over to bench/bench.py. See bench/README.md.
@@ -22,14 +23,20 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$2" >&2
 }
 
-# `--instructions` anywhere: the callgrind count of bench/instructions.py.
+# `--instructions` anywhere: the callgrind count of bench/instructions.py;
+# `--layout`: the functions the server runs, for the linker (bench/layout.py).
 instructions=""
+layout=""
 args=()
 for arg in "$@"; do
-    if [[ $arg == --instructions ]]; then instructions=1; else args+=("$arg"); fi
+    case $arg in
+        --instructions) instructions=1 ;;
+        --layout) layout=1 ;;
+        *) args+=("$arg") ;;
+    esac
 done
 
-if [[ -n $instructions ]]; then
+if [[ -n $instructions || -n $layout ]]; then
     command -v valgrind >/dev/null 2>&1 || apt_install valgrind valgrind
 else
     command -v wrk >/dev/null 2>&1 || apt_install wrk wrk
@@ -50,6 +57,10 @@ binary="$target_dir/release/projects-api"
 
 # BENCH_DATABASE_URL wins; else scripts/db finds or starts a server.
 database_url="${BENCH_DATABASE_URL:-$(scripts/db up)}"
+if [[ -n $layout ]]; then
+    exec python3 bench/layout.py --binary "$binary" --database-url "$database_url" \
+        ${args[@]+"${args[@]}"}
+fi
 if [[ -n $instructions ]]; then
     exec python3 bench/instructions.py --binary "$binary" --database-url "$database_url" \
         ${args[@]+"${args[@]}"}
