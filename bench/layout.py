@@ -8,9 +8,10 @@ Python standard library only. The release server runs under
 then a few requests of each kind the bench sends, in the bench's order
 (registration, logins, health, reads, writes, then many connections at
 once), then the rest of a client's day (refresh, sessions, problem
-answers, logout). Callgrind dumps its counts after each phase, and each
-function is placed in the first phase it ran in, costliest first within
-a phase: bin/projects-api/symbol-order.txt. The release link hands that
+answers, logout), once as production runs and once as the load bench
+does (`CONFIGURATIONS`). Callgrind dumps its counts after each phase, and
+each function is placed in the first phase it ran in, costliest first
+within a phase: bin/projects-api/symbol-order.txt. The release link hands that
 file to the linker (bin/projects-api/build.rs), which lays those functions
 out in that order at the start of `.text`. The kernel maps a binary's
 cached code 64 KiB around each page touched, so code that runs, scattered
@@ -38,6 +39,14 @@ import instructions  # noqa: E402
 ROOT = bench.ROOT
 ORDER_FILE = ROOT / "bin" / "projects-api" / "symbol-order.txt"
 LAYOUT_DB = f"projects_layout_{os.getpid()}"
+# The configurations the server is recorded in, over bench.py's environment:
+# production's (access log lines at info, the metrics recorder on) and the
+# load bench's (warnings only, metrics off). Code only one of them runs is
+# placed in its phase too.
+CONFIGURATIONS = {
+    "production": instructions.PRODUCTION_ENV,
+    "quiet": {},
+}
 # Requests of each kind: enough that every branch a steady load takes has run;
 # then as many connections at once.
 REQUESTS = 20
@@ -169,17 +178,48 @@ def dumps(out: Path) -> list[Path]:
     return sorted(files, key=part)
 
 
-def layout(files: list[Path], binary: Path) -> list[str]:
-    """Each function in the first dump it ran in, dumps in order; within a
-    dump, costliest first."""
+def layout(runs: list[list[Path]], binary: Path) -> list[str]:
+    """Each function in the first phase it ran in, phases in order; within
+    a phase, each run's in turn (costliest first)."""
     placed: set[str] = set()
     order: list[str] = []
-    for path in files:
-        for name in functions_that_ran(path, binary):
-            if name not in placed:
-                placed.add(name)
-                order.append(name)
+    for phase in zip(*runs, strict=True):
+        for path in phase:
+            for name in functions_that_ran(path, binary):
+                if name not in placed:
+                    placed.add(name)
+                    order.append(name)
     return order
+
+
+def record(args, configuration: str, db_url: str, secret: str, token: str, ids: list[str],
+           workdir: Path) -> list[Path]:
+    """Serves under callgrind in one configuration through the phases;
+    returns callgrind's dump of each, in order."""
+    out = workdir / f"callgrind.layout.{configuration}.out"
+    for old in workdir.glob(out.name + "*"):
+        old.unlink()
+    say(f"{configuration}: serving under callgrind")
+    server = bench.Server(args.binary.resolve(), db_url, workdir, None,
+                          wrapper=["valgrind", "--tool=callgrind", "--quiet",
+                                   "--demangle=no", f"--callgrind-out-file={out}"],
+                          jwt_secret=secret, log_name=f"server.layout.{configuration}.log",
+                          extra_env=CONFIGURATIONS[configuration])
+    try:
+        server.wait_ready(seconds=300)
+        for name, run in [("start-up", None), *phases(server, token, ids)]:
+            if run:
+                run()
+            # Dumps the counts so far and zeroes them: one file per phase.
+            subprocess.run(["callgrind_control", f"--dump={name}", str(server.pid)],
+                           check=True, capture_output=True, timeout=300)
+            say(f"{configuration}: {name}: done")
+    finally:
+        server.stop()
+    if server.process.returncode != 0:
+        raise RuntimeError(f"the server under valgrind exited with {server.process.returncode}; "
+                           f"see {server.log_path}")
+    return dumps(out)
 
 
 def coverage(binary: Path, order_file: Path = ORDER_FILE) -> tuple[int, int]:
@@ -203,7 +243,7 @@ def main() -> int:
                         help="a PostgreSQL server; a throwaway database is made there")
     parser.add_argument("--output", type=Path, default=ORDER_FILE)
     args = parser.parse_args()
-    args.env_vars = dict(instructions.PRODUCTION_ENV)
+    args.env_vars = {}  # the seeding server's
 
     workdir = bench.BENCH_DIR / ".work"
     workdir.mkdir(exist_ok=True)
@@ -211,36 +251,15 @@ def main() -> int:
     bench.psql(args.database_url, f'DROP DATABASE IF EXISTS "{LAYOUT_DB}" WITH (FORCE)')
     bench.psql(args.database_url, f'CREATE DATABASE "{LAYOUT_DB}"')
     secret = secrets.token_hex(32)
-    out = workdir / "callgrind.layout.out"
-    for old in workdir.glob(out.name + "*"):
-        old.unlink()
     try:
         token, ids = instructions.seed(args, db_url, secret, workdir)
-        say("serving under callgrind (start-up takes a minute)")
-        server = bench.Server(args.binary.resolve(), db_url, workdir, None,
-                              wrapper=["valgrind", "--tool=callgrind", "--quiet",
-                                       "--demangle=no", f"--callgrind-out-file={out}"],
-                              jwt_secret=secret, log_name="server.layout.log",
-                              extra_env=args.env_vars)
-        try:
-            server.wait_ready(seconds=300)
-            for name, run in [("start-up", None), *phases(server, token, ids)]:
-                if run:
-                    run()
-                # Dumps the counts so far and zeroes them: one file per phase.
-                subprocess.run(["callgrind_control", f"--dump={name}", str(server.pid)],
-                               check=True, capture_output=True, timeout=300)
-                say(f"{name}: done")
-        finally:
-            server.stop()
+        runs = [record(args, configuration, db_url, secret, token, ids, workdir)
+                for configuration in CONFIGURATIONS]
     finally:
         bench.psql(args.database_url, f'DROP DATABASE IF EXISTS "{LAYOUT_DB}" WITH (FORCE)')
-    if server.process.returncode != 0:
-        raise RuntimeError(f"the server under valgrind exited with {server.process.returncode}; "
-                           f"see {server.log_path}")
-    names = layout(dumps(out), args.binary.resolve())
+    names = layout(runs, args.binary.resolve())
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                  capture_output=True, text=True).stdout.strip()
+                            capture_output=True, text=True).stdout.strip()
     args.output.write_text(HEADER.format(commit=commit, count=len(names)) + "\n".join(names) + "\n")
     say(f"wrote {len(names)} functions to {args.output}")
     print(json.dumps({"functions": len(names), "output": str(args.output)}))
