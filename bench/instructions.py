@@ -431,10 +431,14 @@ def main() -> int:
     # The linker's symbol order (bench/layout.py): a toolchain or dependency
     # update renames the functions, and the order silently stops working.
     import layout  # noqa: E402  (it imports this module)
-    found, listed = layout.coverage(args.binary)
-    report["symbol_order"] = {"listed": listed, "in_binary": found}
-    text += (f"\nSymbol order (bin/projects-api/symbol-order.txt): {found:,} of the {listed:,} "
-             "functions listed are in this binary.\n")
+    link = layout.applied(args.binary)
+    report["link"] = {"symbol_order_listed": link.listed, "in_binary": link.found,
+                      "laid_out_first": link.order_applied(),
+                      "packed_relocations": link.packed_relocations}
+    text += (f"\nSymbol order (bin/projects-api/symbol-order.txt): {link.found:,} of the "
+             f"{link.listed:,} functions listed are in this binary; laid out first: "
+             f"{'yes' if link.order_applied() else 'no'}. Packed relocations: "
+             f"{'yes' if link.packed_relocations else 'no'}.\n")
     if args.floor:
         report["floor"] = floor
         text += (f"\nThe floor: `GET /health/live` on actix-web alone (`{FLOOR_EXAMPLE}` "
@@ -464,10 +468,16 @@ def main() -> int:
         over = [f"{scenario} {r['per_request']:,} vs {baseline['scenarios'][scenario]['per_request']:,}"
                 for scenario, r in results.items()
                 if over_baseline(r, scenario, baseline, args.tolerance)]
-        if found < listed * LAYOUT_MIN_SHARE:
-            say(f"FAILED: only {found:,} of the {listed:,} functions in "
+        if link.found < link.listed * LAYOUT_MIN_SHARE:
+            say(f"FAILED: only {link.found:,} of the {link.listed:,} functions in "
                 "bin/projects-api/symbol-order.txt are in this binary (a toolchain or dependency "
-                "update renamed them): regenerate it with `just bench --layout`, rebuild, commit")
+                "update renamed them, or this is not `cargo build --release -p projects-api`): "
+                "regenerate it with `just bench --layout`, rebuild, commit")
+            return 1
+        if link.listed and not link.order_applied():
+            say("FAILED: the release link did not lay out bin/projects-api/symbol-order.txt "
+                f"first ({link.in_front:,} of the first {link.found:,} functions are listed): "
+                "is the linker rust-lld? (bin/projects-api/build.rs)")
             return 1
         if over:
             say(f"FAILED: more than {args.tolerance:g} % over the baseline "

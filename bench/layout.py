@@ -30,6 +30,7 @@ import re
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -222,18 +223,38 @@ def record(args, configuration: str, db_url: str, secret: str, token: str, ids: 
     return dumps(out)
 
 
-def coverage(binary: Path, order_file: Path = ORDER_FILE) -> tuple[int, int]:
-    """(listed functions that are in `binary`, functions listed): how much
-    of the order still names this build's code. (0, 0) without the file."""
-    if not order_file.is_file():
-        return 0, 0
-    listed = {line.strip() for line in order_file.read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+@dataclass
+class Applied:
+    """What of the link tuning (bin/projects-api/build.rs) a binary shows."""
+    listed: int  # functions in the symbol order
+    found: int  # of them, in the binary
+    in_front: int  # of the `found` lowest addresses of .text, how many are listed
+    packed_relocations: bool  # a .relr.dyn section
+
+    def order_applied(self) -> bool:
+        return self.found > 0 and self.in_front >= self.found * 0.9
+
+
+def applied(binary: Path, order_file: Path = ORDER_FILE) -> Applied:
+    """How much of the order still names this build's code (a toolchain or
+    dependency update renames functions), whether the linker laid them out
+    first, and whether the relocations are packed."""
+    listed = set()
+    if order_file.is_file():
+        listed = {line.strip() for line in order_file.read_text().splitlines()
+                  if line.strip() and not line.startswith("#")}
     symbols = subprocess.run(["nm", "--defined-only", str(binary)], capture_output=True,
                              text=True, check=True).stdout
-    present = {fields[2] for fields in (line.split() for line in symbols.splitlines())
-               if len(fields) == 3 and fields[1] in "tT"}
-    return len(listed & present), len(listed)
+    names_at: dict[int, set[str]] = {}
+    for fields in (line.split() for line in symbols.splitlines()):
+        if len(fields) == 3 and fields[1] in "tT":
+            names_at.setdefault(int(fields[0], 16), set()).add(fields[2])
+    found = len(listed & set().union(*names_at.values())) if names_at else 0
+    front = [names_at[address] for address in sorted(names_at)[:found]]
+    in_front = sum(1 for names in front if names & listed)
+    sections = subprocess.run(["readelf", "-SW", str(binary)], capture_output=True, text=True,
+                              check=True).stdout
+    return Applied(len(listed), found, in_front, ".relr.dyn" in sections)
 
 
 def main() -> int:
