@@ -25,8 +25,7 @@
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::pool::Pooled;
-use crate::prepared::Prepared;
-use crate::statement::{Executor, Session, Wrap};
+use crate::statement::{Conn, Session};
 
 /// The connection the point reads of one shard currently share, if any
 /// read holds it.
@@ -69,30 +68,18 @@ impl SharedReads {
 }
 
 /// A connection for one point read, possibly shared with others.
-pub(crate) struct Reader<'s> {
-    pooled: Arc<Pooled>,
-    session: &'s Session,
-    /// Offered to other reads: its timeouts came with the connection.
-    shared: bool,
-}
+pub(crate) type Reader<'s> = Conn<'s, Arc<Pooled>>;
 
 impl<'s> Reader<'s> {
     /// A reader on a connection other reads may join.
     pub(crate) fn shared(pooled: Arc<Pooled>, session: &'s Session) -> Self {
-        Self {
-            pooled,
-            session,
-            shared: true,
-        }
+        Conn::on(pooled, session, true)
     }
 
-    /// A reader on a connection of its own.
+    /// A reader on a connection of its own: its statements are wrapped as
+    /// any connection's.
     pub(crate) fn own(pooled: Pooled, session: &'s Session) -> Self {
-        Self {
-            pooled: Arc::new(pooled),
-            session,
-            shared: false,
-        }
+        Conn::on(Arc::new(pooled), session, false)
     }
 
     /// Whether reads may share connections: only named statements on
@@ -104,45 +91,10 @@ impl<'s> Reader<'s> {
     /// The server process behind the connection, for the tests.
     #[cfg(test)]
     pub(crate) async fn backend_pid(&self) -> i32 {
-        self.pooled
-            .client
-            .query_one("SELECT pg_backend_pid()", &[])
+        self.query_one("SELECT pg_backend_pid()", &[])
             .await
             .expect("pid")
             .get(0)
-    }
-}
-
-impl Executor for Reader<'_> {
-    type Client = tokio_postgres::Client;
-
-    fn client(&self) -> &Self::Client {
-        &self.pooled.client
-    }
-
-    fn prepared(&self) -> &Prepared {
-        &self.pooled.prepared
-    }
-
-    fn session(&self) -> &Session {
-        self.session
-    }
-
-    fn in_transaction(&self) -> bool {
-        false
-    }
-
-    /// A shared connection was opened with its timeouts (a session only
-    /// turns to per-transaction timeouts when a server refuses them at
-    /// start), and nothing may wrap its statements in a transaction that
-    /// another read's could fall into; one of its own is wrapped as any
-    /// connection's.
-    fn wrap(&self) -> Wrap {
-        if !self.shared && self.session.per_transaction() {
-            Wrap::Transaction
-        } else {
-            Wrap::None
-        }
     }
 }
 
@@ -220,13 +172,13 @@ mod tests {
             .expect("terminate");
         // The client learns of it when its socket task ends.
         for _ in 0..100 {
-            if first.pooled.client.is_closed() {
+            if first.is_closed() {
                 break;
             }
-            let _ = first.pooled.client.simple_query("SELECT 1").await;
+            let _ = first.simple_query("SELECT 1").await;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(first.pooled.client.is_closed());
+        assert!(first.is_closed());
 
         let second = store.reader().await.expect("reader");
         assert_ne!(second.backend_pid().await, pid, "a fresh connection");

@@ -23,6 +23,7 @@
 //!   `COMMIT` in one write, still one round trip, and a transaction sends
 //!   its `SET LOCAL` with its first statement.
 
+use std::borrow::Borrow;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -122,15 +123,32 @@ impl Session {
     }
 }
 
-/// A pooled connection with the store's session rules.
-pub(crate) struct Conn<'s> {
-    pooled: Pooled,
+/// A pooled connection with the store's session rules: one of its own
+/// (`Pooled`), or one that point reads share (`Arc<Pooled>`,
+/// `shared_reads::Reader`).
+pub(crate) struct Conn<'s, P = Pooled> {
+    pooled: P,
     session: &'s Session,
+    /// Shared with other point reads: it was opened with its timeouts (a
+    /// session only turns to per-transaction timeouts when a server refuses
+    /// them at start), and nothing may wrap its statements in a transaction
+    /// that another read's could fall into.
+    shared: bool,
+}
+
+impl<'s, P: Borrow<Pooled>> Conn<'s, P> {
+    pub(crate) fn on(pooled: P, session: &'s Session, shared: bool) -> Self {
+        Self {
+            pooled,
+            session,
+            shared,
+        }
+    }
 }
 
 impl<'s> Conn<'s> {
     pub(crate) fn new(pooled: Pooled, session: &'s Session) -> Self {
-        Self { pooled, session }
+        Self::on(pooled, session, false)
     }
 
     /// Starts a transaction; in per-transaction mode its first statement
@@ -155,11 +173,11 @@ impl<'s> Conn<'s> {
     }
 }
 
-impl Deref for Conn<'_> {
+impl<P: Borrow<Pooled>> Deref for Conn<'_, P> {
     type Target = tokio_postgres::Client;
 
     fn deref(&self) -> &Self::Target {
-        &self.pooled.client
+        &self.pooled.borrow().client
     }
 }
 
@@ -215,15 +233,15 @@ pub(crate) trait Executor: Sync {
     fn wrap(&self) -> Wrap;
 }
 
-impl Executor for Conn<'_> {
+impl<P: Borrow<Pooled> + Sync> Executor for Conn<'_, P> {
     type Client = tokio_postgres::Client;
 
     fn client(&self) -> &Self::Client {
-        &self.pooled.client
+        &self.pooled.borrow().client
     }
 
     fn prepared(&self) -> &Prepared {
-        &self.pooled.prepared
+        &self.pooled.borrow().prepared
     }
 
     fn session(&self) -> &Session {
@@ -235,7 +253,7 @@ impl Executor for Conn<'_> {
     }
 
     fn wrap(&self) -> Wrap {
-        if self.session.per_transaction() {
+        if !self.shared && self.session.per_transaction() {
             Wrap::Transaction
         } else {
             Wrap::None
